@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install test lint run demo bench man clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check agent harperctl tests bench
+	$(BIN)/ruff format --check agent harperctl tests bench
+
+run: $(STAMP)
+	$(BIN)/harper-agent run --root ./data
+
+demo: $(STAMP)
+	$(BIN)/python bench/demo.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+	@if [ -f bench/replication.py ]; then $(BIN)/python bench/replication.py; fi
+
+man: $(STAMP)
+	$(BIN)/python tools/make_man.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

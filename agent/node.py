@@ -1,0 +1,204 @@
+"""The composition root: wire storage, operations API and replication; own start and stop.
+
+Start order: lock the root, open storage, bootstrap users, start the HTTP listener, then
+replication. Stop order is the reverse, and storage closes last so every write that was
+accepted is committed before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import ssl
+import sys
+import time
+
+from agent import __version__
+from agent.certs.keys import load_or_create_keypair
+from agent.errors import AgentError
+from agent.identity import node_name
+from agent.lock import RootLock
+from agent.ops.auth import Authenticator, TokenService
+from agent.ops.directory import UserDirectory
+from agent.ops.registry import load_handlers
+from agent.ops.server import OpsServer
+from agent.ops.services import Services
+from agent.storage.store import Storage
+from agent.storage.system import ROLES, SUPER_USER_ROLE, SYSTEM, USERS
+from agent.storage.writes import LocalTransaction, WriteOp
+
+log = logging.getLogger("agent")
+DEFAULT_ADMIN = "admin"
+
+
+class Node:
+    """One harper-agent process."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.name = node_name(config)
+        self.lock = RootLock(config.root)
+        self.storage: Storage | None = None
+        self.services: Services | None = None
+        self.server: OpsServer | None = None
+
+    def open_storage(self) -> Storage:
+        synchronous = "NORMAL" if self.config.get("storage.writeAsync") else "FULL"
+        self.storage = Storage(self.config.database_path, self.name, synchronous=synchronous)
+        self.storage.open()
+        return self.storage
+
+    def bootstrap(self, admin_user: str | None, admin_password: str | None) -> str | None:
+        """Create the super_user role and the first admin; return a generated password."""
+        from agent.ops.auth import hash_password
+
+        system = self.storage.get(SYSTEM)
+        role = {"id": SUPER_USER_ROLE, "role": SUPER_USER_ROLE, "permission": {"super_user": True}}
+        self._write(system, "insert", ROLES, [role])
+        directory = UserDirectory(self.storage)
+        if directory.users():
+            return None
+        generated = None if admin_password else secrets.token_urlsafe(12)
+        user = {
+            "username": admin_user or DEFAULT_ADMIN,
+            "password": hash_password(admin_password or generated),
+            "role": SUPER_USER_ROLE,
+            "active": True,
+        }
+        self._write(system, "insert", USERS, [user])
+        return generated
+
+    def _write(self, db, kind: str, table: str, records: list[dict]) -> None:
+        job = LocalTransaction([WriteOp(kind, table, records)], self.storage.clock, self.name)
+        db.write_sync(job)
+
+    def build_services(self) -> Services:
+        root = self.config.root
+        private, public = load_or_create_keypair(
+            root / "keys" / "jwt_private.pem", root / "keys" / "jwt_public.pem"
+        )
+        tokens = TokenService(
+            private,
+            public,
+            self.config.get("authentication.operationTokenTimeout"),
+            self.config.get("authentication.refreshTokenTimeout"),
+        )
+        directory = UserDirectory(self.storage)
+        authenticator = Authenticator(directory.lookup, tokens, time.time)
+        directory.on_change.append(authenticator.invalidate)
+        self.storage.add_listener(directory.committed)
+        self.services = Services(
+            self.storage, self.config, self.name, directory, authenticator, tokens
+        )
+        return self.services
+
+    async def start(self) -> None:
+        load_handlers()
+        self.server = OpsServer(self.services, self.config.get("operationsApi.network.maxBodySize"))
+        listeners = self._listeners()
+        await self.server.start(*listeners[0], *listeners[1:])
+
+    def _listeners(self) -> list[tuple]:
+        out = []
+        plain = self.config.listener("operationsApi.network.port")
+        if plain:
+            out.append((plain[0], plain[1], None))
+        secure = self.config.listener("operationsApi.network.securePort")
+        if secure:
+            out.append((secure[0], secure[1], self._tls_context()))
+        if not out:
+            raise AgentError("no operations API listener: set operationsApi.network.port")
+        return out
+
+    def _tls_context(self) -> ssl.SSLContext:
+        cert = self.config.get("operationsApi.tls.certificate") or self.config.get(
+            "tls.certificate"
+        )
+        key = self.config.get("operationsApi.tls.privateKey") or self.config.get("tls.privateKey")
+        if not cert or not key:
+            raise AgentError("operationsApi.network.securePort needs tls.certificate and privateKey")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        return context
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+
+    def close(self) -> None:
+        if self.storage is not None:
+            self.storage.close()
+            self.storage = None
+        self.lock.release()
+
+
+def _announce_password(username: str, password: str) -> None:
+    # Printed once to the terminal, never to the log: the operator needs it to log in.
+    print(
+        f"harper-agent: created super user '{username}' with password: {password}\n"
+        "harper-agent: this is shown once; change it with `harperctl user alter`.",
+        file=sys.stdout,
+        flush=True,
+    )
+
+
+def initialize(config, admin_user: str | None = None, admin_password: str | None = None) -> None:
+    """Prepare a root: folders, storage, JWT keys, the super_user role and the first admin."""
+    node = Node(config)
+    node.lock.acquire()
+    try:
+        node.open_storage()
+        generated = node.bootstrap(admin_user, admin_password)
+        node.build_services()
+        if generated:
+            _announce_password(admin_user or DEFAULT_ADMIN, generated)
+    finally:
+        node.close()
+
+
+def serve(config, admin_user: str | None = None, admin_password: str | None = None) -> int:
+    """Run the node until SIGTERM or SIGINT; return the process exit code."""
+    from agent.logs import configure_logging
+
+    configure_logging(config)
+    node = Node(config)
+    try:
+        node.lock.acquire()
+    except AgentError as exc:
+        print(f"harper-agent: {exc.message}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_serve(node, admin_user, admin_password))
+    finally:
+        node.close()
+
+
+async def _serve(node: Node, admin_user: str | None, admin_password: str | None) -> int:
+    started = time.monotonic()
+    await asyncio.to_thread(node.open_storage)
+    generated = node.bootstrap(admin_user, admin_password)
+    if generated:
+        _announce_password(admin_user or DEFAULT_ADMIN, generated)
+    node.build_services()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+    except OSError as exc:
+        print(f"harper-agent: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    where = node.config.listener("operationsApi.network.port")
+    log.warning(
+        "harper-agent %s node %s serving on %s:%s (ready in %.0f ms)",
+        __version__, node.name, where[0] if where else "-", where[1] if where else "-",
+        (time.monotonic() - started) * 1000,
+    )
+    await stop.wait()
+    log.warning("stopping: finishing in-flight requests and writes")
+    await node.stop()
+    return 0

@@ -1,0 +1,113 @@
+"""search_by_id, search_by_value and search_by_conditions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent import jsonx
+from agent.errors import ClientError
+from agent.ops.registry import operation
+from agent.ops.request import Request
+from agent.storage import query
+from agent.storage.catalog import TableInfo
+from agent.storage.conditions import Compare, Condition, compare, parse_conditions
+from agent.storage.database import Database
+from agent.storage.query import Sort
+
+
+def attributes_wanted(raw: Any, info: TableInfo) -> list[str]:
+    """Resolve get_attributes (default "*") into the attribute names to return."""
+    if raw is None:
+        raw = ["*"]
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
+        raise ClientError("'get_attributes' must be an array of attribute names")
+    if "*" in raw:
+        return [a["attribute"] for a in info.describe_attributes()]
+    return raw
+
+
+def project(docs: list[str], names: list[str]) -> list[dict]:
+    """Parse documents and keep the wanted attributes (absent ones as null)."""
+    out = []
+    for doc in docs:
+        record = jsonx.loads(doc)
+        out.append({name: record.get(name) for name in names})
+    return out
+
+
+def target(req: Request) -> tuple[Database, TableInfo]:
+    """Return the database and table a read names, after checking read permission."""
+    db = req.services.storage.get(req.database())
+    info = db.catalog.require(req.table())
+    req.check(db.name, info.name, "read")
+    return db, info
+
+
+@operation("search_by_id", "search_by_hash")
+async def search_by_id(req: Request) -> list[dict]:
+    db, info = target(req)
+    ids = req.array("ids", "hash_values")
+    names = attributes_wanted(req.get("get_attributes"), info)
+    docs = await db.read(query.by_ids, info.name, ids)
+    return project(docs, names)
+
+
+def wildcard(attribute: str, value: Any) -> Condition:
+    """Turn search_by_value's value (with `*` wildcards) into a condition."""
+    if not isinstance(value, str) or "*" not in value:
+        return compare(attribute, "equals", value)
+    if value.strip("*") == "":
+        return Compare(attribute, "is_not_null")
+    inner = value.strip("*")
+    if "*" not in inner:
+        if value.startswith("*") and value.endswith("*"):
+            return compare(attribute, "contains", inner)
+        if value.endswith("*"):
+            return compare(attribute, "starts_with", inner)
+        return compare(attribute, "ends_with", inner)
+    return compare(attribute, "like", value.replace("*", "%"))
+
+
+def sorts(raw: Any) -> list[Sort]:
+    """Parse `sort: {attribute, descending, next: {...}}` into a list of sorts."""
+    out: list[Sort] = []
+    while raw is not None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("attribute"), str):
+            raise ClientError("'sort' must be an object with an 'attribute' (and 'descending')")
+        out.append(Sort(raw["attribute"], bool(raw.get("descending", False))))
+        raw = raw.get("next")
+        if len(out) > 16:
+            raise ClientError("'sort' chains at most 16 attributes")
+    return out
+
+
+async def _search(req: Request, db: Database, info: TableInfo, condition: Condition) -> list:
+    names = attributes_wanted(req.get("get_attributes"), info)
+    docs = await db.read(
+        query.search,
+        info.name,
+        condition,
+        sorts(req.get("sort")),
+        req.integer("limit"),
+        req.integer("offset"),
+    )
+    return project(docs, names)
+
+
+@operation("search_by_value")
+async def search_by_value(req: Request) -> list[dict]:
+    db, info = target(req)
+    attribute = req.string("attribute", "search_attribute")
+    if attribute not in info.attributes:
+        raise ClientError(f"unknown attribute '{attribute}'")
+    value = req.require("value", "search_value")
+    return await _search(req, db, info, wildcard(attribute, value))
+
+
+@operation("search_by_conditions")
+async def search_by_conditions(req: Request) -> list[dict]:
+    db, info = target(req)
+    condition = parse_conditions(req.require("conditions"), req.get("operator", default="and"))
+    return await _search(req, db, info, condition)

@@ -1,0 +1,153 @@
+"""Databases, tables and attributes: create, drop and describe."""
+
+from __future__ import annotations
+
+import os
+
+from agent.core.clock import version_ms
+from agent.errors import ClientError
+from agent.ops.registry import operation
+from agent.ops.request import Request
+from agent.storage import rows
+from agent.storage.catalog import ATTRIBUTE_TYPES, Attribute, TableInfo, check_attribute, check_name
+from agent.storage.database import Database
+from agent.storage.system import SYSTEM
+from agent.storage.writes import CreateAttribute, CreateTable, DropTable
+
+
+@operation("create_database", "create_schema", super_user=True)
+async def create_database(req: Request) -> dict:
+    name = check_name("database", req.database())
+    await req.services.storage.create(name)
+    return {"message": f"database '{name}' successfully created"}
+
+
+@operation("drop_database", "drop_schema", super_user=True)
+async def drop_database(req: Request) -> dict:
+    name = req.string("database", "schema")
+    await req.services.storage.drop(name)
+    return {"message": f"successfully deleted '{name}'"}
+
+
+def _attributes(raw: list | None) -> list[Attribute]:
+    out = []
+    for index, item in enumerate(raw or []):
+        if not isinstance(item, dict):
+            raise ClientError(f"attributes[{index}] must be an object with a 'name'")
+        name = check_attribute(item.get("name", item.get("attribute")))
+        kind = item.get("type")
+        if kind is not None and kind not in ATTRIBUTE_TYPES:
+            raise ClientError(
+                f"attributes[{index}].type {kind!r} is not one of {', '.join(ATTRIBUTE_TYPES)}"
+            )
+        out.append(Attribute(name, kind, bool(item.get("indexed", False))))
+    return out
+
+
+@operation("create_table", super_user=True)
+async def create_table(req: Request) -> dict:
+    database = check_name("database", req.database())
+    table = check_name("table", req.table())
+    pk = check_attribute(req.string("primary_key", "hash_attribute"))
+    attrs = _attributes(req.array("attributes", required=False))
+    info = TableInfo(
+        database, table, pk, replicate=req.boolean("replicate", True), schema_defined=bool(attrs)
+    )
+    for attr in attrs:
+        info.attributes[attr.name] = attr
+    for name in (pk, "__createdtime__", "__updatedtime__"):
+        info.attributes.setdefault(name, Attribute(name))
+    services = req.services
+    db = await services.storage.create(database, exists_ok=True)
+    await db.write(CreateTable(info, services.storage.clock, services.node_name))
+    return {"message": f"table '{database}.{table}' successfully created."}
+
+
+@operation("drop_table", super_user=True)
+async def drop_table(req: Request) -> dict:
+    db = req.services.storage.get(req.database())
+    table = db.catalog.require(req.table()).name
+    replicated = req.boolean("replicated", False)
+    services = req.services
+    await db.write(DropTable(table, services.storage.clock, services.node_name, replicated))
+    return {"message": f"successfully deleted table '{db.name}.{table}'"}
+
+
+@operation("create_attribute", super_user=True)
+async def create_attribute(req: Request) -> dict:
+    db = req.services.storage.get(req.database())
+    table = db.catalog.require(req.table()).name
+    name = check_attribute(req.string("attribute"))
+    attr = Attribute(name, req.string("type", required=False), req.boolean("indexed", False))
+    services = req.services
+    await db.write(CreateAttribute(table, attr, services.storage.clock, services.node_name))
+    return {"message": f"attribute '{db.name}.{table}.{name}' successfully created."}
+
+
+def _table_stats(conn, table: str) -> tuple[int, int | None]:
+    return rows.count_live(conn, table), rows.last_updated(conn, table)
+
+
+async def describe(db: Database, info: TableInfo) -> dict:
+    """Describe one table as HarperDB's describe_table does."""
+    count, last = await db.read(_table_stats, info.name)
+    return {
+        "schema": db.name,
+        "name": info.name,
+        "hash_attribute": info.primary_key,
+        "audit": True,
+        "schema_defined": info.schema_defined,
+        "replicate": info.replicate,
+        "attributes": info.describe_attributes(),
+        "record_count": count,
+        "db_size": _size(db),
+        "sources": [],
+        "last_updated_record": float(version_ms(last)) if last else None,
+    }
+
+
+def _size(db: Database) -> int:
+    try:
+        return os.path.getsize(db.path) + os.path.getsize(f"{db.path}-wal")
+    except OSError:
+        return 0
+
+
+async def _describe_database(req: Request, db: Database) -> dict:
+    out = {}
+    for name in db.catalog.names():
+        if _visible(req, db.name, name):
+            out[name] = await describe(db, db.catalog.require(name))
+    return out
+
+
+def _visible(req: Request, database: str, table: str) -> bool:
+    return req.user is None or req.user.permissions.can_describe(database, table)
+
+
+@operation("describe_all")
+async def describe_all(req: Request) -> dict:
+    storage = req.services.storage
+    out = {}
+    for name in storage.names():
+        if name == SYSTEM:  # as HarperDB: describe_database {database: system} shows it
+            continue
+        tables = await _describe_database(req, storage.get(name))
+        if tables or (req.user is None or req.user.permissions.super_user):
+            out[name] = tables
+    return out
+
+
+@operation("describe_database", "describe_schema")
+async def describe_database(req: Request) -> dict:
+    db = req.services.storage.get(req.database())
+    return await _describe_database(req, db)
+
+
+@operation("describe_table")
+async def describe_table(req: Request) -> dict:
+    db = req.services.storage.get(req.database())
+    info = db.catalog.require(req.table())
+    if not _visible(req, db.name, info.name):
+        req.check(db.name, info.name, "read")
+    return await describe(db, info)

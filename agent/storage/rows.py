@@ -1,0 +1,114 @@
+"""SQL for a table's rows: live lookups, local writes and last-write-wins apply.
+
+A row is `(pk, doc, version, origin)`; `doc` is the record's JSON text, NULL for a tombstone.
+The LWW statements mirror `agent.core.conflict.supersedes` (greater version, then greater
+origin name); tests/unit/storage hold the two to the same answers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterable, Sequence
+
+from agent.storage.catalog import row_table
+
+CHUNK = 500  # keys per IN (...) lookup, well under SQLite's variable limit
+
+
+def chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def live_keys(conn: sqlite3.Connection, table: str, keys: Sequence) -> set:
+    """Return which of `keys` hold a live (non-deleted) record."""
+    found: set = set()
+    for part in chunks(keys):
+        marks = ",".join("?" * len(part))
+        found.update(
+            row[0]
+            for row in conn.execute(
+                f"SELECT pk FROM {row_table(table)} WHERE pk IN ({marks}) AND doc IS NOT NULL",
+                part,
+            )
+        )
+    return found
+
+
+def live_docs(conn: sqlite3.Connection, table: str, keys: Sequence) -> dict[Any, str]:
+    """Return {pk: doc JSON} for the live records among `keys`."""
+    found: dict[Any, str] = {}
+    for part in chunks(keys):
+        marks = ",".join("?" * len(part))
+        found.update(
+            conn.execute(
+                f"SELECT pk, doc FROM {row_table(table)} WHERE pk IN ({marks}) AND doc IS NOT NULL",
+                part,
+            )
+        )
+    return found
+
+
+def put_local(conn: sqlite3.Connection, table: str, rows: list[tuple]) -> None:
+    """Write (pk, doc, version, origin) rows stamped by this node: newest, so they win."""
+    conn.executemany(
+        f"INSERT INTO {row_table(table)} (pk, doc, version, origin) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(pk) DO UPDATE SET doc = excluded.doc, version = excluded.version, "
+        "origin = excluded.origin",
+        rows,
+    )
+
+
+def apply_lww(conn: sqlite3.Connection, table: str, rows: list[tuple]) -> int:
+    """Apply (pk, doc|None, version, origin) rows from elsewhere where they win; count wins."""
+    name = row_table(table)
+    before = conn.total_changes
+    conn.executemany(
+        f"INSERT INTO {name} (pk, doc, version, origin) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(pk) DO UPDATE SET doc = excluded.doc, version = excluded.version, "
+        "origin = excluded.origin "
+        f"WHERE excluded.version > {name}.version OR "
+        f"(excluded.version = {name}.version AND excluded.origin > {name}.origin)",
+        rows,
+    )
+    return conn.total_changes - before
+
+
+def get_row(conn: sqlite3.Connection, table: str, key: Any) -> tuple | None:
+    """Return (doc, version, origin) of one key, tombstones included."""
+    return conn.execute(
+        f"SELECT doc, version, origin FROM {row_table(table)} WHERE pk = ?", (key,)
+    ).fetchone()
+
+
+def count_live(conn: sqlite3.Connection, table: str) -> int:
+    return conn.execute(
+        f"SELECT count(*) FROM {row_table(table)} WHERE doc IS NOT NULL"
+    ).fetchone()[0]
+
+
+def last_updated(conn: sqlite3.Connection, table: str) -> int | None:
+    """Return the highest version in a table (HarperDB's last_updated_record)."""
+    return conn.execute(f"SELECT max(version) FROM {row_table(table)}").fetchone()[0]
+
+
+def prune_tombstones(conn: sqlite3.Connection, table: str, below_version: int) -> int:
+    """Delete tombstones older than `below_version` (after the log's retention)."""
+    return conn.execute(
+        f"DELETE FROM {row_table(table)} WHERE doc IS NULL AND version < ?", (below_version,)
+    ).rowcount
+
+
+def scan(
+    conn: sqlite3.Connection, table: str, after: Any, limit: int, min_version: int = 0
+) -> list[tuple]:
+    """Return up to `limit` rows (pk, doc, version, origin) after key `after`, in key order."""
+    name = row_table(table)
+    if after is None:
+        sql = f"SELECT pk, doc, version, origin FROM {name} WHERE version >= ? ORDER BY pk LIMIT ?"
+        return conn.execute(sql, (min_version, limit)).fetchall()
+    sql = (
+        f"SELECT pk, doc, version, origin FROM {name} WHERE pk > ? AND version >= ? "
+        "ORDER BY pk LIMIT ?"
+    )
+    return conn.execute(sql, (after, min_version, limit)).fetchall()

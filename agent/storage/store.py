@@ -1,0 +1,125 @@
+"""All databases of a node: the `<rootPath>/database/<db>.sqlite` files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from pathlib import Path
+
+from agent.errors import ClientError, NotFound
+from agent.storage.catalog import check_name
+from agent.storage.clock import SharedClock
+from agent.storage.database import CommitListener, Database
+from agent.storage.readers import ReaderPool
+from agent.storage.system import SYSTEM, system_tables
+from agent.storage.writes import CreateTable
+from agent.storage.writer import Committed
+
+log = logging.getLogger(__name__)
+SUFFIX = ".sqlite"
+
+
+class Storage:
+    """Open, create and drop databases; fan committed log entries out to listeners."""
+
+    def __init__(
+        self,
+        path: Path,
+        origin: str,
+        clock: SharedClock | None = None,
+        synchronous: str = "FULL",
+        reader_threads: int = 4,
+    ) -> None:
+        self.path = Path(path)
+        self.origin = origin
+        self.clock = clock or SharedClock()
+        self.synchronous = synchronous
+        self.readers = ReaderPool(reader_threads)
+        self._databases: dict[str, Database] = {}
+        self._listeners: list[CommitListener] = []
+        self._lock = threading.Lock()
+
+    def add_listener(self, listener: CommitListener) -> None:
+        """Call `listener(database, entries)` on the writer thread after every commit."""
+        self._listeners.append(listener)
+
+    def _committed(self, database: str, entries: list[Committed]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(database, entries)
+            except Exception:
+                log.exception("commit listener failed")
+
+    def open(self) -> None:
+        """Open every database file and make sure `system` and its tables exist."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for file in sorted(self.path.glob(f"*{SUFFIX}")):
+            self._open(file.name[: -len(SUFFIX)])
+        system = self._databases.get(SYSTEM) or self._open(SYSTEM)
+        for info in system_tables():
+            system.write_sync(CreateTable(info, self.clock, self.origin, exists_ok=True))
+
+    def _open(self, name: str) -> Database:
+        db = Database(
+            name,
+            self.path / f"{name}{SUFFIX}",
+            self.readers,
+            self.clock,
+            self._committed,
+            self.synchronous,
+        )
+        db.open()
+        self._databases[name] = db
+        return db
+
+    def names(self) -> list[str]:
+        return sorted(self._databases)
+
+    def exists(self, name: str) -> bool:
+        return name in self._databases
+
+    def get(self, name: object) -> Database:
+        """Return a database or raise NotFound with HarperDB's message."""
+        db = self._databases.get(name) if isinstance(name, str) else None
+        if db is None:
+            raise NotFound(f"database '{name}' does not exist")
+        return db
+
+    async def create(self, name: str, exists_ok: bool = False) -> Database:
+        """Create a database file (off the event loop)."""
+        return await asyncio.to_thread(self.create_sync, name, exists_ok)
+
+    def create_sync(self, name: str, exists_ok: bool = False) -> Database:
+        check_name("database", name)
+        with self._lock:
+            if name in self._databases:
+                if exists_ok:
+                    return self._databases[name]
+                raise ClientError(f"database '{name}' already exists")
+            return self._open(name)
+
+    async def drop(self, name: str) -> None:
+        await asyncio.to_thread(self.drop_sync, name)
+
+    def drop_sync(self, name: str) -> None:
+        """Close a database and delete its files."""
+        if name == SYSTEM:
+            raise ClientError("the system database cannot be dropped")
+        with self._lock:
+            db = self.get(name)
+            del self._databases[name]
+        db.close()
+        self.readers.forget(db.path)
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(f"{db.path}{suffix}")
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        """Finish every queued write, then close readers."""
+        for db in list(self._databases.values()):
+            db.close()
+        self.readers.close()

@@ -1,0 +1,178 @@
+"""The single writer of one database file: a thread that group-commits queued jobs.
+
+Jobs queue from any thread; the writer takes every job waiting (up to a batch limit), runs each
+inside its own SAVEPOINT of one `BEGIN IMMEDIATE` transaction, commits once, and only then
+resolves the jobs' futures and reports the committed log entries. A job that raises is rolled
+back to its savepoint alone; the rest of the batch still commits. If the commit itself fails,
+every job of the batch fails and nothing of it is applied.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from agent.errors import AgentError, StorageError
+from agent.storage.catalog import CatalogView, Staged
+
+log = logging.getLogger(__name__)
+BATCH_JOBS = 256
+BATCH_RECORDS = 20000
+
+
+@dataclass
+class Committed:
+    """A transaction log entry that has just been committed."""
+
+    seq: int
+    version: int
+    origin: str
+    records: int
+    body: bytes
+    tables: frozenset[str] = frozenset()
+
+
+@dataclass
+class JobContext:
+    """What a job gets while it runs inside the writer's transaction."""
+
+    conn: sqlite3.Connection
+    catalog: CatalogView
+    entries: list[Committed] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+class Job(Protocol):
+    records: int
+
+    def run(self, ctx: JobContext) -> Any: ...
+
+
+class Writer:
+    """Own one write connection and run jobs on it, one batch per transaction."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        catalog,
+        on_commit: Callable[[list[Committed]], None],
+        name: str,
+    ) -> None:
+        self._conn = conn
+        self._catalog = catalog
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name=f"writer-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> concurrent.futures.Future:
+        """Queue a job; the future resolves after its transaction commits."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                future.set_exception(StorageError("the database is closing; write refused"))
+                return future
+            self._queue.put((job, future))
+        return future
+
+    def close(self) -> None:
+        """Refuse new jobs, finish the queued ones, then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            batch, stop = self._take()
+            if batch:
+                self._run_batch(batch)
+            if stop:
+                return
+
+    def _take(self) -> tuple[list, bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch, records = [first], first[0].records
+        while len(batch) < BATCH_JOBS and records < BATCH_RECORDS:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+            records += item[0].records
+        return batch, False
+
+    def _run_batch(self, batch: list) -> None:
+        staged = Staged()
+        outcomes: list[tuple[concurrent.futures.Future, bool, Any]] = []
+        entries: list[Committed] = []
+        hooks: list[Callable[[], None]] = []
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for job, future in batch:
+                outcomes.append(self._run_job(job, future, staged, entries, hooks))
+            self._conn.execute("COMMIT")
+        except Exception as exc:  # the transaction failed as a whole
+            self._abort(batch, exc)
+            return
+        self._catalog.publish(staged)
+        self._finish(outcomes, entries, hooks)
+
+    def _run_job(self, job, future, staged: Staged, entries: list, hooks: list):
+        ctx = JobContext(self._conn, CatalogView(self._catalog, staged))
+        self._conn.execute("SAVEPOINT job")
+        try:
+            result = job.run(ctx)
+        except Exception as exc:
+            self._conn.execute("ROLLBACK TO job")
+            self._conn.execute("RELEASE job")
+            if not isinstance(exc, AgentError):
+                log.exception("write job failed")
+                exc = StorageError(f"write failed: {exc}")
+            return future, False, exc
+        self._conn.execute("RELEASE job")
+        staged.merge(ctx.catalog.job)
+        entries.extend(ctx.entries)
+        hooks.extend(ctx.after_commit)
+        return future, True, result
+
+    def _abort(self, batch: list, exc: Exception) -> None:
+        log.error("commit failed, batch of %d jobs refused: %s", len(batch), exc)
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        error = exc if isinstance(exc, AgentError) else StorageError(f"commit failed: {exc}")
+        for _job, future in batch:
+            future.set_exception(error)
+
+    def _finish(self, outcomes: list, entries: list[Committed], hooks: list) -> None:
+        for hook in hooks:
+            _safely(hook)
+        if entries:
+            _safely(lambda: self._on_commit(entries))
+        for future, ok, value in outcomes:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+def _safely(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception:
+        log.exception("commit listener failed")

@@ -1,0 +1,263 @@
+"""Write jobs the writer thread runs: local transactions, schema changes, replicated apply.
+
+Each job's `run(ctx)` executes inside the writer's SQLite transaction and appends the log entry
+it produced to `ctx.entries`. A job raises AgentError to refuse; the writer rolls back its
+savepoint, so a refused job leaves no trace.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import jsonx
+from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT, Write
+from agent.core.messages import encode_changes
+from agent.errors import ClientError
+from agent.storage import catalog as cat
+from agent.storage import rows, txlog
+from agent.storage.catalog import CREATED, UPDATED, TableInfo
+from agent.storage.clock import SharedClock
+from agent.storage.writer import Committed, JobContext
+
+WRITE_KINDS = ("insert", "update", "upsert", "delete")
+
+
+@dataclass
+class WriteOp:
+    """One insert/update/upsert/delete of a transaction: `records`, or `ids` for delete."""
+
+    kind: str
+    table: str
+    records: list[dict] = field(default_factory=list)
+    ids: list = field(default_factory=list)
+    where: Any = None  # SQL UPDATE/DELETE: a condition resolved inside the transaction
+    assign: dict = field(default_factory=dict)
+
+
+@dataclass
+class OpResult:
+    kind: str
+    table: str
+    written: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+
+def check_key(key: Any, pk: str) -> Any:
+    """Return a primary key value if usable (string or finite number), else raise."""
+    if isinstance(key, bool) or not isinstance(key, (str, int, float)):
+        raise ClientError(f"primary key '{pk}' must be a string or a number, got {key!r:.60}")
+    if isinstance(key, float) and not math.isfinite(key):
+        raise ClientError(f"primary key '{pk}' must be finite, got {key!r}")
+    if isinstance(key, str) and (not key or len(key) > 1024):
+        raise ClientError(f"primary key '{pk}' must be 1-1024 characters")
+    return key
+
+
+class _Stamp:
+    """The version, origin and time one local transaction writes with."""
+
+    def __init__(self, version: int, origin: str, now_ms: float) -> None:
+        self.version, self.origin, self.now = version, origin, now_ms
+
+
+class LocalTransaction:
+    """Apply client writes atomically under one new version and log them as one entry."""
+
+    def __init__(self, ops: list[WriteOp], clock: SharedClock, origin: str) -> None:
+        self.ops = ops
+        self.clock = clock
+        self.origin = origin
+        self.records = sum(len(op.records) + len(op.ids) for op in ops)
+
+    def run(self, ctx: JobContext) -> list[OpResult]:
+        stamp = _Stamp(self.clock.tick(), self.origin, self.clock.now_ms())
+        writes: list[Write] = []
+        results = [self._apply(ctx, op, stamp, writes) for op in self.ops]
+        txlog.advance_cursor(ctx.conn, self.origin, stamp.version)
+        log_entry(ctx, stamp.version, self.origin, stamp.now, writes)
+        return results
+
+    def _apply(self, ctx: JobContext, op: WriteOp, stamp: _Stamp, writes: list) -> OpResult:
+        table = ctx.catalog.require(op.table)
+        result = OpResult(op.kind, table.name)
+        if op.where is not None:
+            op = _resolve(ctx, table, op)
+        if op.kind == "delete":
+            _delete(ctx, table, op.ids, stamp, result, writes)
+        else:
+            _put(ctx, table, op, stamp, result, writes)
+        return result
+
+
+def _resolve(ctx: JobContext, table: TableInfo, op: WriteOp) -> WriteOp:
+    """Turn a conditional update/delete into explicit keys, seen inside this transaction."""
+    from agent.storage.query import keys
+
+    found = keys(ctx.conn, table.name, None if op.where is True else op.where)
+    if op.kind == "delete":
+        return WriteOp("delete", op.table, ids=found)
+    records = [{**op.assign, table.primary_key: key} for key in found]
+    return WriteOp(op.kind, op.table, records=records)
+
+
+def _prepare(table: TableInfo, records: list, generate: bool) -> list[tuple[Any, dict]]:
+    pk = table.primary_key
+    prepared = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ClientError(f"record {index} must be an object, got {type(record).__name__}")
+        key = record.get(pk)
+        if key is None:
+            if not generate:
+                raise ClientError(f"record {index} is missing primary key '{pk}'")
+            key = str(uuid.uuid4())
+        prepared.append((check_key(key, pk), record))
+    return prepared
+
+
+def _put(ctx: JobContext, table: TableInfo, op: WriteOp, stamp: _Stamp, result, writes) -> None:
+    prepared = _prepare(table, op.records, generate=op.kind != "update")
+    keys = [key for key, _ in prepared]
+    existing = rows.live_docs(ctx.conn, table.name, keys) if op.kind != "insert" else {}
+    present = rows.live_keys(ctx.conn, table.name, keys) if op.kind == "insert" else set()
+    out: dict[Any, tuple] = {}
+    names: set[str] = set()
+    for key, record in prepared:
+        doc = _merge(op.kind, key, record, existing, present, out, stamp, table.primary_key)
+        if doc is None:
+            result.skipped.append(key)
+            continue
+        names.update(doc)
+        out[key] = (key, jsonx.dumps_str(doc), stamp.version, stamp.origin)
+        result.written.append(key)
+    _store(ctx, table, list(out.values()), names, writes)
+
+
+def _merge(kind, key, record, existing, present, out, stamp, pk) -> dict | None:
+    """Return the document to store for one record, or None when it is skipped."""
+    if kind == "insert":
+        if key in present or key in out:
+            return None
+        return {**record, pk: key, CREATED: stamp.now, UPDATED: stamp.now}
+    base = jsonx.loads(out[key][1]) if key in out else _parse(existing.get(key))
+    if base is None:
+        if kind == "update":
+            return None
+        return {**record, pk: key, CREATED: stamp.now, UPDATED: stamp.now}
+    return {**base, **record, pk: key, CREATED: base.get(CREATED, stamp.now), UPDATED: stamp.now}
+
+
+def _parse(doc: str | None) -> dict | None:
+    return None if doc is None else jsonx.loads(doc)
+
+
+def _store(ctx: JobContext, table: TableInfo, out: list[tuple], names: set, writes: list) -> None:
+    if not out:
+        return
+    rows.put_local(ctx.conn, table.name, out)
+    new_attrs = ctx.catalog.add_attributes(table, names)
+    if new_attrs:
+        cat.persist_attributes(ctx.conn, table.name, new_attrs)
+    if table.replicate:
+        writes.extend(Write(table.name, ATTRIBUTE, a.name, _attr_value(a)) for a in new_attrs)
+        writes.extend(Write(table.name, PUT, r[0], r[1]) for r in out)
+
+
+def _attr_value(attr: cat.Attribute) -> dict:
+    return {"type": attr.type, "indexed": attr.indexed}
+
+
+def _delete(ctx: JobContext, table: TableInfo, ids: list, stamp: _Stamp, result, writes) -> None:
+    keys = [check_key(k, table.primary_key) for k in ids]
+    present = rows.live_keys(ctx.conn, table.name, keys)
+    done: dict[Any, tuple] = {}
+    for key in keys:
+        if key in present and key not in done:
+            done[key] = (key, None, stamp.version, stamp.origin)
+            result.written.append(key)
+        elif key not in done:
+            result.skipped.append(key)
+    if done:
+        rows.put_local(ctx.conn, table.name, list(done.values()))
+        if table.replicate:
+            writes.extend(Write(table.name, DELETE, k, None) for k in done)
+
+
+def log_entry(ctx: JobContext, version: int, origin: str, at: float, writes: list[Write]) -> None:
+    """Append a transaction to the log (if it touched replicated tables) and report it."""
+    if not writes:
+        return
+    body = encode_changes(writes)
+    records = sum(1 for w in writes if w.kind in (PUT, DELETE))
+    seq = txlog.append(ctx.conn, version, origin, at, records, body)
+    tables = frozenset(w.table for w in writes)
+    ctx.entries.append(Committed(seq, version, origin, records, body, tables))
+
+
+class CreateTable:
+    """Create a table (and log it, so peers create it too, unless it stays local)."""
+
+    records = 1
+
+    def __init__(self, info: TableInfo, clock: SharedClock, origin: str, exists_ok=False):
+        self.info, self.clock, self.origin, self.exists_ok = info, clock, origin, exists_ok
+
+    def run(self, ctx: JobContext) -> TableInfo:
+        if ctx.catalog.get(self.info.name) is not None:
+            if self.exists_ok:
+                return ctx.catalog.require(self.info.name)
+            raise ClientError(f"Table '{self.info.database}.{self.info.name}' already exists")
+        version = self.clock.tick()
+        self.info.created = self.clock.now_ms()
+        cat.persist_table(ctx.conn, self.info)
+        ctx.catalog.job.created[self.info.name] = self.info
+        if self.info.replicate:
+            txlog.advance_cursor(ctx.conn, self.origin, version)
+            write = Write(self.info.name, CREATE_TABLE, None, self.info.definition())
+            log_entry(ctx, version, self.origin, self.info.created, [write])
+        return self.info
+
+
+class DropTable:
+    """Drop a table; logged for peers only when the request says `replicated: true`."""
+
+    records = 1
+
+    def __init__(self, name: str, clock: SharedClock, origin: str, replicated: bool) -> None:
+        self.name, self.clock, self.origin, self.replicated = name, clock, origin, replicated
+
+    def run(self, ctx: JobContext) -> None:
+        info = ctx.catalog.require(self.name)
+        cat.drop_table_sql(ctx.conn, info.name)
+        ctx.catalog.job.dropped.add(info.name)
+        if self.replicated and info.replicate:
+            version = self.clock.tick()
+            txlog.advance_cursor(ctx.conn, self.origin, version)
+            write = Write(info.name, DROP_TABLE, None, None)
+            log_entry(ctx, version, self.origin, self.clock.now_ms(), [write])
+
+
+class CreateAttribute:
+    """Add a declared attribute to a table."""
+
+    records = 1
+
+    def __init__(self, table: str, attr: cat.Attribute, clock: SharedClock, origin: str):
+        self.table, self.attr, self.clock, self.origin = table, attr, clock, origin
+
+    def run(self, ctx: JobContext) -> None:
+        info = ctx.catalog.require(self.table)
+        if self.attr.name in info.attributes:
+            raise ClientError(
+                f"attribute '{self.attr.name}' already exists in '{info.database}.{info.name}'"
+            )
+        ctx.catalog.job.attributes.setdefault(info.name, []).append(self.attr)
+        cat.persist_attributes(ctx.conn, info.name, [self.attr])
+        if info.replicate:
+            version = self.clock.tick()
+            txlog.advance_cursor(ctx.conn, self.origin, version)
+            write = Write(info.name, ATTRIBUTE, self.attr.name, _attr_value(self.attr))
+            log_entry(ctx, version, self.origin, self.clock.now_ms(), [write])

@@ -1,0 +1,157 @@
+"""Real agent processes on loopback addresses, for integration tests and benchmarks.
+
+Each `Agent` gets its own root folder, its own 127.0.0.x address and a free port, is started
+as `python -m agent run`, and is driven over HTTP. Nothing is mocked: tests kill agents with
+SIGKILL when they need a crash. Waits poll a condition against a deadline; no bare sleeps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+import yaml
+
+PASSWORD = "test-password"
+_hosts = itertools.count(int(os.environ.get("HARPER_TEST_HOST_BASE", "20")))
+
+
+def next_host() -> str:
+    """Return a loopback address no other agent of this test run uses."""
+    n = next(_hosts)
+    return f"127.0.{n // 250}.{n % 250 + 2}"
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+             what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # conditions may fail while a node starts
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+class Agent:
+    """One harper-agent process on its own loopback address."""
+
+    def __init__(self, root: Path, host: str | None = None, config: dict | None = None,
+                 env: dict | None = None, password: str = PASSWORD) -> None:
+        self.root = Path(root)
+        self.host = host or next_host()
+        self.port = free_port(self.host)
+        self.password = password
+        self.extra_config = config or {}
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.session = requests.Session()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def write_config(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = {
+            "operationsApi": {"network": {"host": self.host, "port": self.port}},
+            "logging": {"level": "info", "stdStreams": False},
+        }
+        _merge(config, self.extra_config)
+        (self.root / "harperdb-config.yaml").write_text(yaml.safe_dump(config))
+
+    def start(self, wait: bool = True, timeout: float = 15.0) -> Agent:
+        self.write_config()
+        env = {**os.environ, "HDB_ADMIN_USERNAME": "admin", "HDB_ADMIN_PASSWORD": self.password,
+               **self.extra_env}
+        out = open(self.root / "agent.out", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", "--root", str(self.root)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        out.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"agent exited with {self.proc.returncode}: {self.output()}")
+            return self.session.get(f"{self.url}/health", timeout=1).status_code == 200
+
+        wait_for(ready, timeout, 0.02, f"agent on {self.url}")
+
+    def output(self) -> str:
+        path = self.root / "agent.out"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def request(self, body: Any, auth: tuple[str, str] | None | str = "default",
+                timeout: float = 30.0, headers: dict | None = None) -> tuple[int, Any]:
+        """POST an operation; return (status, decoded JSON body)."""
+        if auth == "default":
+            auth = ("admin", self.password)
+        data = body if isinstance(body, (bytes, str)) else None
+        resp = self.session.post(self.url + "/", json=None if data is not None else body,
+                                 data=data, auth=auth, timeout=timeout,
+                                 headers=headers or ({"Content-Type": "application/json"}
+                                                     if data is not None else None))
+        return resp.status_code, resp.json()
+
+    def op(self, body: dict, **kwargs: Any) -> Any:
+        """POST an operation that must succeed; return its JSON answer."""
+        status, answer = self.request(body, **kwargs)
+        assert status == 200, f"{body.get('operation')} -> {status}: {answer}"
+        return answer
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no chance to clean up."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def rss(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
