@@ -1,0 +1,1 @@
+"""Key pairs, certificates and TLS material; the only package importing `cryptography`."""

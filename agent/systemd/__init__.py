@@ -1,0 +1,1 @@
+"""The systemd unit that `harper-agent install-service` installs."""
