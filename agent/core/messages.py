@@ -41,3 +41,199 @@ def _write(item: Any) -> Write:
     if not isinstance(table, str) or kind not in KINDS:
         raise RemoteProtocolError(f"malformed write {item!r:.80}")
     return Write(table, kind, key, value)
+
+
+# --- Frames ---------------------------------------------------------------------------------
+# A message class lists its fields with a check for each; `serialize` packs
+# [TYPE, *fields] after the version byte and `parse` validates the same shape.
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_opt_num(v: Any) -> bool:
+    return v is None or _is_num(v)
+
+
+def _is_dict(v: Any) -> bool:
+    return isinstance(v, dict)
+
+
+def _is_opt_dict(v: Any) -> bool:
+    return v is None or isinstance(v, dict)
+
+
+def _is_list(v: Any) -> bool:
+    return isinstance(v, list)
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_bytes(v: Any) -> bool:
+    return isinstance(v, (bytes, bytearray))
+
+
+def _is_cursor_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(_is_str(k) and _is_int(x) for k, x in v.items())
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(_is_str(x) for x in v)
+
+
+def _anything(v: Any) -> bool:
+    return True
+
+
+class Message:
+    """Base of every frame: subclasses set TYPE and FIELDS = ((name, check), ...)."""
+
+    TYPE = 0
+    FIELDS: tuple = ()
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = [name for name, _ in self.FIELDS]
+        values = dict(zip(names, args))
+        values.update(kwargs)
+        for name in names:
+            object.__setattr__(self, name, values.get(name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("messages are immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.values() == other.values()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r:.60}" for n, _ in self.FIELDS)
+        return f"{type(self).__name__}({shown})"
+
+    def values(self) -> list:
+        return [getattr(self, name) for name, _ in self.FIELDS]
+
+
+def _message(name: str, type_code: int, *fields: tuple) -> type:
+    cls = type(
+        name,
+        (Message,),
+        {"TYPE": type_code, "FIELDS": fields, "__slots__": tuple(f for f, _ in fields)},
+    )
+    return cls
+
+
+# Subscriber -> publisher: who I am and which database this link carries.
+Hello = _message("Hello", 1, ("node", _is_str), ("database", _is_str), ("caps", _is_dict))
+# Publisher -> subscriber: who answered, and (on `system`) the databases it has.
+Welcome = _message("Welcome", 2, ("node", _is_str), ("database", _is_str), ("databases", _is_list))
+# Subscriber -> publisher: where to start for each wanted origin, and whether to copy first.
+Subscribe = _message(
+    "Subscribe",
+    3,
+    ("cursors", _is_cursor_map),
+    ("origins", _is_str_list),
+    ("copy", _is_opt_dict),
+    ("start_version", _is_int),
+)
+Schema = _message("Schema", 4, ("tables", _is_list))
+CopyStart = _message(
+    "CopyStart",
+    5,
+    ("frontier", _is_cursor_map),
+    ("total", _is_int),
+    ("reason", _is_str),
+    ("resumed", _is_int),
+)
+CopyChunk = _message("CopyChunk", 6, ("table", _is_str), ("rows", _is_list), ("last", _anything))
+CopyEnd = _message("CopyEnd", 7, ("frontier", _is_cursor_map), ("copied", _is_int))
+# One transaction: `prev` is the seq of the previous Txn on this link, so a gap shows.
+Txn = _message(
+    "Txn",
+    8,
+    ("seq", _is_int),
+    ("prev", _is_int),
+    ("origin", _is_str),
+    ("version", _is_int),
+    ("records", _is_int),
+    ("at", _is_num),
+    ("body", _is_bytes),
+)
+Ack = _message("Ack", 9, ("seq", _is_int), ("records", _is_int))
+Progress = _message(
+    "Progress",
+    10,
+    ("head", _is_int),
+    ("pending", _is_int),
+    ("oldest_at", _is_opt_num),
+    ("now", _is_num),
+)
+Ping = _message("Ping", 11, ("sent", _is_num))
+Pong = _message("Pong", 12, ("sent", _is_num), ("peer_time", _is_num))
+Close = _message("Close", 13, ("reason", _is_str), ("retry", _is_bool))
+OpRequest = _message("OpRequest", 14, ("id", _is_int), ("body", _is_dict))
+OpResult = _message("OpResult", 15, ("id", _is_int), ("status", _is_int), ("body", _anything))
+
+MESSAGES = {
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        Welcome,
+        Subscribe,
+        Schema,
+        CopyStart,
+        CopyChunk,
+        CopyEnd,
+        Txn,
+        Ack,
+        Progress,
+        Ping,
+        Pong,
+        Close,
+        OpRequest,
+        OpResult,
+    )
+}
+
+
+def serialize(message: Message) -> bytes:
+    """Encode a message as one frame."""
+    return bytes([PROTOCOL_VERSION]) + msgpack.packb(
+        [message.TYPE, *message.values()], use_bin_type=True
+    )
+
+
+def parse(frame: bytes) -> Message:
+    """Decode one frame, raising RemoteProtocolError for anything malformed."""
+    if not isinstance(frame, (bytes, bytearray)) or len(frame) < 2:
+        raise RemoteProtocolError("frame too short or not binary")
+    if frame[0] != PROTOCOL_VERSION:
+        raise RemoteProtocolError(f"unsupported protocol version {frame[0]}")
+    try:
+        raw = msgpack.unpackb(memoryview(frame)[1:], raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise RemoteProtocolError(f"undecodable frame: {exc}") from None
+    if not isinstance(raw, list) or not raw or raw[0] not in MESSAGES:
+        raise RemoteProtocolError(
+            f"unknown message {raw[0] if isinstance(raw, list) and raw else raw!r:.40}"
+        )
+    cls = MESSAGES[raw[0]]
+    fields = raw[1:]
+    if len(fields) != len(cls.FIELDS):
+        raise RemoteProtocolError(
+            f"{cls.__name__} needs {len(cls.FIELDS)} fields, got {len(fields)}"
+        )
+    for (name, check), value in zip(cls.FIELDS, fields):
+        if not check(value):
+            raise RemoteProtocolError(f"{cls.__name__}.{name} is malformed: {value!r:.60}")
+    return cls(*fields)

@@ -230,4 +230,4 @@ def _like(text: str, pattern: str) -> bool:
     import re
 
     regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, text, flags=re.DOTALL | re.IGNORECASE) is not None
+    return re.fullmatch(regex, text, flags=re.DOTALL) is not None

@@ -90,8 +90,14 @@ def _text(path: str, comparator: str, value: Any, params: list) -> str:
     if comparator == "ends_with":
         params.extend([len(needle), -len(needle), needle])
         return f"({guard} AND length({text}) >= ? AND substr({text}, ?) = ?)"
-    params.append(needle)
-    return f"({guard} AND {text} LIKE ?)"
+    params.append(like_to_glob(needle))
+    return f"({guard} AND {text} GLOB ?)"
+
+
+def like_to_glob(pattern: str) -> str:
+    """Turn a LIKE pattern into GLOB, which is case-sensitive like the other comparators."""
+    special = {"*": "[*]", "?": "[?]", "[": "[[]", "%": "*", "_": "?"}
+    return "".join(special.get(ch, ch) for ch in pattern)
 
 
 def _compare(c: Compare, params: list) -> str:
