@@ -1,0 +1,211 @@
+"""The operations API client: the only harperctl module that imports `requests`.
+
+`Client.call` POSTs one operation as JSON to `/` and returns the parsed answer, or raises
+the `harperctl.errors` error for what went wrong. The network sits behind a `Transport`
+seam (as httpx's transports): tests hand `Client` a fake, or replace `new_transport`.
+"""
+
+from __future__ import annotations
+
+import base64
+import http
+import json
+import re
+import ssl
+from typing import Any, Protocol
+
+import requests
+
+from harperctl import __version__
+from harperctl.errors import (
+    AgentFailed,
+    ConnectionFailed,
+    HarperctlError,
+    UsageError,
+    error_for_status,
+)
+
+
+class Transport(Protocol):
+    """Send one HTTP request; raise `ConnectionFailed` or `OSError` when there is no answer."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout: float,
+        verify: bool | str,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send the request and return (status, headers, body)."""
+        ...
+
+
+class RequestsTransport:
+    """Send requests over one keep-alive `requests.Session`."""
+
+    def __init__(self) -> None:
+        self._session = requests.Session()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout: float,
+        verify: bool | str,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send the request and return (status, headers, body)."""
+        try:
+            response = self._session.request(
+                method, url, headers=headers, data=body, timeout=timeout, verify=verify
+            )
+        except requests.RequestException as exc:
+            raise translate_requests_error(exc, url, timeout) from exc
+        return response.status_code, dict(response.headers), response.content
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+
+def translate_requests_error(
+    exc: requests.RequestException, url: str, timeout: float
+) -> HarperctlError:
+    """Return the harperctl error for a failed `requests` call."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ConnectionFailed(f"TLS failure talking to {url}: {_short_reason(exc)}")
+    if isinstance(exc, requests.Timeout):
+        return ConnectionFailed(f"no answer from {url} within {timeout:g} s")
+    if isinstance(exc, requests.ConnectionError):
+        return ConnectionFailed(f"cannot connect to {url}: {_short_reason(exc)}")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        return UsageError(f"invalid URL {url!r}: {exc}")
+    return ConnectionFailed(f"request to {url} failed: {exc}")
+
+
+def _short_reason(exc: BaseException) -> str:
+    """Return the errno text buried in urllib3's nested messages, else the whole text."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if found:
+        return found.group(1).strip()
+    found = re.search(r"\[SSL: [A-Z_]+\] ([^'\")]+)", text)
+    return found.group(1).strip() if found else text
+
+
+def new_transport() -> Transport:
+    """Return the default transport; tests replace this factory to inject a fake."""
+    return RequestsTransport()
+
+
+class Client:
+    """Call operations on one agent with one set of credentials."""
+
+    def __init__(
+        self,
+        url: str,
+        auth: tuple[str, str] | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        transport: Transport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.auth = auth
+        self.token = token
+        self.timeout = timeout
+        self.verify = verify
+        self.transport = transport if transport is not None else new_transport()
+
+    def with_auth(self, auth: tuple[str, str] | None = None, token: str | None = None) -> Client:
+        """Return a client for the same agent and transport with other credentials."""
+        return Client(self.url, auth, token, self.timeout, self.verify, self.transport)
+
+    def call(self, operation: dict[str, Any]) -> Any:
+        """POST `operation` to the agent and return its parsed JSON answer."""
+        body = json.dumps(operation).encode()
+        headers = {**self._headers(), "Content-Type": "application/json"}
+        status, _, content = self._send("POST", self.url + "/", headers, body)
+        return _parse_answer(status, content)
+
+    def health(self) -> dict[str, Any]:
+        """GET /health (no credentials needed) and return its answer as a dict."""
+        status, _, content = self._send("GET", self.url + "/health", self._headers(), b"")
+        answer = _parse_answer(status, content)
+        return answer if isinstance(answer, dict) else {"status": answer}
+
+    def close(self) -> None:
+        """Close the transport's connections, if it holds any."""
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": f"harperctl/{__version__}"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        elif self.auth is not None:
+            pair = f"{self.auth[0]}:{self.auth[1]}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        return headers
+
+    def _send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        try:
+            return self.transport.request(
+                method=method,
+                url=url,
+                headers=headers,
+                body=body,
+                timeout=self.timeout,
+                verify=self.verify,
+            )
+        except OSError as exc:
+            raise _connection_error(exc, self.url, self.timeout) from exc
+
+
+def _connection_error(exc: OSError, url: str, timeout: float) -> ConnectionFailed:
+    """Return the `ConnectionFailed` for an OSError a transport raised."""
+    if isinstance(exc, TimeoutError):
+        return ConnectionFailed(f"no answer from {url} within {timeout:g} s")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if isinstance(exc, ssl.SSLError):
+        return ConnectionFailed(f"TLS failure talking to {url}: {reason}")
+    return ConnectionFailed(f"cannot connect to {url}: {reason}")
+
+
+def _parse_answer(status: int, content: bytes) -> Any:
+    """Return the JSON answer of a 2xx response, or raise the error for its status."""
+    try:
+        answer = json.loads(content) if content.strip() else None
+    except ValueError:
+        answer = _NOT_JSON
+    if 200 <= status < 300:
+        if answer is _NOT_JSON:
+            message = f"the agent answered HTTP {status} with a body that is not JSON"
+            raise AgentFailed(message, status=status)
+        return answer
+    body = None if answer is _NOT_JSON else answer
+    raise error_for_status(status, _error_message(status, body), body)
+
+
+_NOT_JSON = object()
+
+
+def _error_message(status: int, body: Any) -> str:
+    """Return the `error` field of an error answer, else the HTTP reason phrase."""
+    error = body
+    if isinstance(body, dict):
+        error = body.get("error") or body.get("message")
+    if isinstance(error, str) and error:
+        return error
+    if error:
+        return json.dumps(error)
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"

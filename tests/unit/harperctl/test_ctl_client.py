@@ -1,0 +1,222 @@
+"""The client: request shape, credentials, and the mapping of failures to errors."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from typing import Any
+
+import pytest
+import requests
+
+from harperctl import errors
+from harperctl.client import Client, RequestsTransport, translate_requests_error
+
+URL = "http://127.0.0.1:9925"
+
+
+def make(fake: Any, **kwargs: Any) -> Client:
+    return Client(URL, transport=fake, **kwargs)
+
+
+def test_call_posts_json_to_root_and_returns_the_answer(fake: Any) -> None:
+    fake.reply({"message": "inserted 1 of 1 records"})
+    client = Client(URL + "/", timeout=7.5, verify="/ca.pem", transport=fake)
+    answer = client.call({"operation": "insert", "records": [{"id": 1}]})
+    assert answer == {"message": "inserted 1 of 1 records"}
+    sent = fake.sent[0]
+    assert (sent.method, sent.url, sent.timeout, sent.verify) == ("POST", URL + "/", 7.5, "/ca.pem")
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.json == {"operation": "insert", "records": [{"id": 1}]}
+    assert "Authorization" not in sent.headers
+
+
+def test_basic_auth_header(fake: Any) -> None:
+    fake.reply([])
+    make(fake, auth=("admin", "pa:ss")).call({"operation": "list_users"})
+    expected = "Basic " + base64.b64encode(b"admin:pa:ss").decode()
+    assert fake.sent[0].headers["Authorization"] == expected
+
+
+def test_token_wins_over_basic(fake: Any) -> None:
+    fake.reply([])
+    make(fake, auth=("admin", "x"), token="jwt").call({"operation": "list_users"})
+    assert fake.sent[0].headers["Authorization"] == "Bearer jwt"
+
+
+def test_with_auth_shares_the_transport_and_replaces_credentials(fake: Any) -> None:
+    fake.reply({})
+    client = make(fake, auth=("admin", "x"), timeout=3)
+    other = client.with_auth(token="refresh")
+    other.call({"operation": "refresh_operation_token"})
+    assert other.transport is fake and other.timeout == 3
+    assert fake.sent[0].headers["Authorization"] == "Bearer refresh"
+    assert "Authorization" not in client.with_auth()._headers()
+
+
+def test_health_gets_health(fake: Any) -> None:
+    fake.reply({"status": "ok"})
+    assert make(fake).health() == {"status": "ok"}
+    assert (fake.sent[0].method, fake.sent[0].url) == ("GET", URL + "/health")
+
+
+def test_health_wraps_a_non_object_answer(fake: Any) -> None:
+    fake.reply("ok")
+    assert make(fake).health() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "code"),
+    [
+        (400, errors.OperationRefused, 1),
+        (403, errors.OperationRefused, 1),
+        (404, errors.OperationRefused, 1),
+        (401, errors.AuthenticationFailed, 4),
+        (500, errors.AgentFailed, 5),
+        (502, errors.AgentFailed, 5),
+    ],
+)
+def test_error_status_maps_to_error_with_the_error_field(
+    fake: Any, status: int, kind: type, code: int
+) -> None:
+    fake.reply({"error": "Table 'dev.nosuch' does not exist"}, status=status)
+    with pytest.raises(kind) as caught:
+        make(fake).call({"operation": "describe_table"})
+    assert caught.value.message == "Table 'dev.nosuch' does not exist"
+    assert caught.value.exit_code == code
+    assert caught.value.status == status
+    assert caught.value.body == {"error": "Table 'dev.nosuch' does not exist"}
+
+
+def test_error_without_json_uses_the_http_reason(fake: Any) -> None:
+    fake.reply(status=503, raw=b"<html>down</html>")
+    with pytest.raises(errors.AgentFailed) as caught:
+        make(fake).call({"operation": "describe_all"})
+    assert caught.value.message == "Service Unavailable"
+    assert caught.value.body is None
+
+
+def test_error_with_empty_body_uses_the_http_reason(fake: Any) -> None:
+    fake.reply(status=401, raw=b"")
+    with pytest.raises(errors.AuthenticationFailed, match="^Unauthorized$"):
+        make(fake).call({"operation": "describe_all"})
+
+
+def test_error_field_that_is_not_text_is_shown_as_json(fake: Any) -> None:
+    fake.reply({"error": {"field": "ids"}}, status=400)
+    with pytest.raises(errors.OperationRefused, match='"field": "ids"'):
+        make(fake).call({"operation": "search_by_id"})
+
+
+def test_success_that_is_not_json_is_an_agent_failure(fake: Any) -> None:
+    fake.reply(status=200, raw=b"<html>studio</html>")
+    with pytest.raises(errors.AgentFailed, match="not JSON") as caught:
+        make(fake).call({"operation": "describe_all"})
+    assert caught.value.exit_code == 5
+
+
+@pytest.mark.parametrize(
+    ("exc", "pattern"),
+    [
+        (
+            ConnectionRefusedError(111, "Connection refused"),
+            "cannot connect to .*Connection refused",
+        ),
+        (TimeoutError("timed out"), "no answer from .* within 30 s"),
+        (ssl.SSLError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] verify failed"), "TLS failure"),
+        (OSError("Network is unreachable"), "cannot connect .*unreachable"),
+    ],
+)
+def test_transport_oserrors_become_connection_failed(fake: Any, exc: OSError, pattern: str) -> None:
+    fake.fail(exc)
+    with pytest.raises(errors.ConnectionFailed, match=pattern) as caught:
+        make(fake).call({"operation": "describe_all"})
+    assert caught.value.exit_code == 3
+
+
+def test_connection_failed_from_the_transport_passes_through(fake: Any) -> None:
+    fake.fail(errors.ConnectionFailed("cannot connect to x: refused"))
+    with pytest.raises(errors.ConnectionFailed, match="^cannot connect to x: refused$"):
+        make(fake).call({"operation": "describe_all"})
+
+
+REFUSED = (
+    "HTTPConnectionPool(host='127.0.0.1', port=9925): Max retries exceeded with url: / "
+    "(Caused by NewConnectionError('<urllib3.connection.HTTPConnection object>: Failed to "
+    "establish a new connection: [Errno 111] Connection refused'))"
+)
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "message"),
+    [
+        (
+            requests.ConnectionError(REFUSED),
+            errors.ConnectionFailed,
+            f"cannot connect to {URL}: Connection refused",
+        ),
+        (
+            requests.exceptions.ConnectTimeout("x"),
+            errors.ConnectionFailed,
+            f"no answer from {URL} within 2.5 s",
+        ),
+        (
+            requests.exceptions.ReadTimeout("x"),
+            errors.ConnectionFailed,
+            f"no answer from {URL} within 2.5 s",
+        ),
+        (
+            requests.exceptions.SSLError(
+                "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+            ),
+            errors.ConnectionFailed,
+            f"TLS failure talking to {URL}: certificate verify failed",
+        ),
+        (requests.exceptions.InvalidURL("bad"), errors.UsageError, f"invalid URL '{URL}': bad"),
+    ],
+)
+def test_translate_requests_error(exc: Exception, kind: type, message: str) -> None:
+    error = translate_requests_error(exc, URL, 2.5)
+    assert type(error) is kind
+    assert error.message == message
+
+
+class CannedAdapter(requests.adapters.BaseAdapter):
+    """A requests adapter answering from memory (requests' own seam, no sockets)."""
+
+    def __init__(self, status: int = 200, body: bytes = b"{}", exc: Exception | None = None):
+        super().__init__()
+        self.status, self.body, self.exc = status, body, exc
+        self.seen: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.seen.append(request)
+        if self.exc is not None:
+            raise self.exc
+        response = requests.Response()
+        response.status_code, response._content = self.status, self.body
+        response.headers["Content-Type"] = "application/json"
+        response.request, response.url = request, request.url
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def test_requests_transport_returns_status_headers_body() -> None:
+    transport = RequestsTransport()
+    adapter = CannedAdapter(201, b'{"ok": true}')
+    transport._session.mount("http://", adapter)
+    status, headers, body = transport.request(
+        "POST", URL + "/", {"X-Test": "1"}, b"{}", timeout=1.0, verify=True
+    )
+    assert (status, body, headers["Content-Type"]) == (201, b'{"ok": true}', "application/json")
+    assert adapter.seen[0].headers["X-Test"] == "1" and adapter.seen[0].body == b"{}"
+    transport.close()
+
+
+def test_requests_transport_maps_its_exceptions() -> None:
+    transport = RequestsTransport()
+    transport._session.mount("http://", CannedAdapter(exc=requests.ConnectionError(REFUSED)))
+    with pytest.raises(errors.ConnectionFailed, match="Connection refused"):
+        transport.request("POST", URL + "/", {}, b"{}", timeout=1.0, verify=True)
