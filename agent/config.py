@@ -368,3 +368,19 @@ def _yaml_error(path: Path, err: yaml.YAMLError) -> ConfigError:
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "?"
     problem = getattr(err, "problem", None) or str(err)
     return ConfigError(str(path), where, f"invalid YAML: {problem}")
+
+
+def update_config_file(path: Path, key: str, value: Any) -> None:
+    """Set one dotted key in the yaml file (creating sections), keeping the other keys."""
+    setting = _lookup(key, value)
+    parse_value(setting, value, str(path))
+    data = _read_yaml(Path(path), required=False) or {}
+    node = data
+    *sections, name = setting.key.split(".")
+    for section in sections:
+        child = node.get(section)
+        if not isinstance(child, dict):
+            child = node[section] = {}
+        node = child
+    node[name] = value
+    _write_atomic(Path(path), yaml.safe_dump(data, sort_keys=False))

@@ -43,6 +43,7 @@ class Node:
         self.storage: Storage | None = None
         self.services: Services | None = None
         self.server: OpsServer | None = None
+        self.replicator = None
 
     def open_storage(self) -> Storage:
         synchronous = "NORMAL" if self.config.get("storage.writeAsync") else "FULL"
@@ -95,10 +96,17 @@ class Node:
         return self.services
 
     async def start(self) -> None:
+        from agent.replication.replicator import Replicator
+
         load_handlers()
-        self.server = OpsServer(self.services, self.config.get("operationsApi.network.maxBodySize"))
+        services = self.services
+        self.replicator = Replicator(self.name, self.config, self.storage, services.authenticator)
+        services.replication = self.replicator
+        self.server = OpsServer(services, self.config.get("operationsApi.network.maxBodySize"))
+        self.server.endpoint = self.replicator.endpoint
         listeners = self._listeners()
         await self.server.start(*listeners[0], *listeners[1:])
+        await self.replicator.start()
 
     def _listeners(self) -> list[tuple]:
         out = []
@@ -118,12 +126,17 @@ class Node:
         )
         key = self.config.get("operationsApi.tls.privateKey") or self.config.get("tls.privateKey")
         if not cert or not key:
-            raise AgentError("operationsApi.network.securePort needs tls.certificate and privateKey")
+            raise AgentError(
+                "operationsApi.network.securePort needs tls.certificate and tls.privateKey"
+            )
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         return context
 
     async def stop(self) -> None:
+        if self.replicator is not None:
+            await self.replicator.stop()
+            self.replicator = None
         if self.server is not None:
             await self.server.stop()
             self.server = None
@@ -195,7 +208,10 @@ async def _serve(node: Node, admin_user: str | None, admin_password: str | None)
     where = node.config.listener("operationsApi.network.port")
     log.warning(
         "harper-agent %s node %s serving on %s:%s (ready in %.0f ms)",
-        __version__, node.name, where[0] if where else "-", where[1] if where else "-",
+        __version__,
+        node.name,
+        where[0] if where else "-",
+        where[1] if where else "-",
         (time.monotonic() - started) * 1000,
     )
     await stop.wait()

@@ -105,7 +105,7 @@ class Message:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         names = [name for name, _ in self.FIELDS]
-        values = dict(zip(names, args))
+        values = dict(zip(names, args, strict=False))
         values.update(kwargs)
         for name in names:
             object.__setattr__(self, name, values.get(name))
@@ -233,7 +233,7 @@ def parse(frame: bytes) -> Message:
         raise RemoteProtocolError(
             f"{cls.__name__} needs {len(cls.FIELDS)} fields, got {len(fields)}"
         )
-    for (name, check), value in zip(cls.FIELDS, fields):
+    for (name, check), value in zip(cls.FIELDS, fields, strict=True):
         if not check(value):
             raise RemoteProtocolError(f"{cls.__name__}.{name} is malformed: {value!r:.60}")
     return cls(*fields)

@@ -13,6 +13,7 @@ from agent.storage.catalog import TableInfo
 from agent.storage.conditions import Compare, Condition, compare, parse_conditions
 from agent.storage.database import Database
 from agent.storage.query import Sort
+from agent.storage.writes import check_key
 
 
 def attributes_wanted(raw: Any, info: TableInfo) -> list[str]:
@@ -45,10 +46,21 @@ def target(req: Request) -> tuple[Database, TableInfo]:
     return db, info
 
 
+def _ids(req: Request, info: TableInfo) -> list:
+    """Return search_by_id's ids, each a usable primary key (SQLite would take true for 1)."""
+    ids = req.array("ids", "hash_values")
+    for index, key in enumerate(ids):
+        try:
+            check_key(key, info.primary_key)
+        except ClientError as exc:
+            raise ClientError(f"ids[{index}]: {exc.message}") from None
+    return ids
+
+
 @operation("search_by_id", "search_by_hash")
 async def search_by_id(req: Request) -> list[dict]:
     db, info = target(req)
-    ids = req.array("ids", "hash_values")
+    ids = _ids(req, info)
     names = attributes_wanted(req.get("get_attributes"), info)
     docs = await db.read(query.by_ids, info.name, ids)
     return project(docs, names)

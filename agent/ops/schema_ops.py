@@ -11,21 +11,42 @@ from agent.ops.request import Request
 from agent.storage import rows
 from agent.storage.catalog import ATTRIBUTE_TYPES, Attribute, TableInfo, check_attribute, check_name
 from agent.storage.database import Database
-from agent.storage.system import SYSTEM
-from agent.storage.writes import CreateAttribute, CreateTable, DropTable
+from agent.storage.system import SCHEMAS, SYSTEM
+from agent.storage.writes import (
+    CreateAttribute,
+    CreateTable,
+    DropTable,
+    LocalTransaction,
+    WriteOp,
+)
 
 
 @operation("create_database", "create_schema", super_user=True)
 async def create_database(req: Request) -> dict:
     name = check_name("database", req.database())
     await req.services.storage.create(name)
+    await _record_database(req, name, "upsert")
     return {"message": f"database '{name}' successfully created"}
+
+
+async def _record_database(req: Request, name: str, kind: str) -> None:
+    """Keep system.hdb_schema in step, so databases reach (or leave) every node."""
+    services = req.services
+    system = services.storage.get(SYSTEM)
+    op = (
+        WriteOp(kind, SCHEMAS, records=[{"name": name}])
+        if kind == "upsert"
+        else WriteOp(kind, SCHEMAS, ids=[name])
+    )
+    await system.write(LocalTransaction([op], services.storage.clock, services.node_name))
 
 
 @operation("drop_database", "drop_schema", super_user=True)
 async def drop_database(req: Request) -> dict:
     name = req.string("database", "schema")
     await req.services.storage.drop(name)
+    if req.boolean("replicated", False):
+        await _record_database(req, name, "delete")
     return {"message": f"successfully deleted '{name}'"}
 
 
@@ -58,7 +79,10 @@ async def create_table(req: Request) -> dict:
     for name in (pk, "__createdtime__", "__updatedtime__"):
         info.attributes.setdefault(name, Attribute(name))
     services = req.services
+    created = not services.storage.exists(database)
     db = await services.storage.create(database, exists_ok=True)
+    if created:
+        await _record_database(req, database, "upsert")
     await db.write(CreateTable(info, services.storage.clock, services.node_name))
     return {"message": f"table '{database}.{table}' successfully created."}
 

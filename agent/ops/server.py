@@ -7,12 +7,13 @@ content type (HarperDB sometimes sends none).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from agent import __version__, jsonx
 from agent.errors import AgentError, ClientError, PayloadTooLarge
@@ -22,7 +23,46 @@ from agent.ops.services import Services
 
 log = logging.getLogger(__name__)
 SERVER = f"harper-agent/{__version__}"
-UpgradeHandler = Callable[[Any, str, dict], Awaitable[None]]
+SUBPROTOCOL = "harperctl-replication-v1"
+SHUTDOWN_TIMEOUT = 10.0  # seconds in-flight requests get to finish on SIGTERM
+
+
+class WebSocketEndpoint(Protocol):
+    """What replication offers for upgrades on this port (agent.replication.endpoint)."""
+
+    def authorize(self, remote_ip: str, headers: dict) -> Any: ...
+
+    async def serve(self, conn: Any, identity: Any) -> None: ...
+
+
+class _Upgraded:
+    """An aiohttp WebSocket dressed as a replication Connection."""
+
+    def __init__(self, ws: web.WebSocketResponse, remote_ip: str, headers: dict) -> None:
+        self._ws = ws
+        self.remote_ip = remote_ip
+        self.headers = headers
+
+    async def send(self, data: bytes) -> None:
+        from agent.replication.connection import LinkClosed
+
+        try:
+            await self._ws.send_bytes(data)
+        except (ConnectionResetError, RuntimeError) as exc:
+            raise LinkClosed(str(exc)) from None
+
+    async def recv(self) -> bytes:
+        from agent.replication.connection import LinkClosed
+
+        msg = await self._ws.receive()
+        if msg.type == WSMsgType.BINARY:
+            return msg.data
+        if msg.type == WSMsgType.TEXT:
+            return msg.data.encode()
+        raise LinkClosed(f"websocket {msg.type.name.lower()}")
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._ws.close(code=code, message=reason[:120].encode())
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -42,15 +82,41 @@ def error_response(exc: Exception) -> web.Response:
     return json_response({"error": f"internal error: {type(exc).__name__}"}, 500)
 
 
+@web.middleware
+async def json_http_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Answer aiohttp's own errors (unknown path, wrong method) in the one JSON shape too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = f"{request.method} {request.path}: {exc.reason}; send operations as POST /"
+        response = json_response({"error": message}, exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+
+
 class OpsServer:
     """Serve the operations API on one host and port (and its TLS twin when configured)."""
 
     def __init__(self, services: Services, max_body: int) -> None:
         self.services = services
         self.max_body = max_body
-        self.upgrade: UpgradeHandler | None = None  # replication's WebSocket endpoint
+        self.endpoint: WebSocketEndpoint | None = None  # replication, once wired
         self._runner: web.AppRunner | None = None
-        self.app = web.Application(client_max_size=max_body, handler_args={"access_log": None})
+        # Operations being read or run, so stop() can wait for them (see there).
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
+        self.app = web.Application(
+            client_max_size=max_body,
+            handler_args={"access_log": None},
+            middlewares=[json_http_errors],
+        )
         self.app.router.add_post("/", self._operation)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/", self._root)
@@ -59,17 +125,33 @@ class OpsServer:
         self, host: str, port: int, tls: ssl.SSLContext | None = None, *more: tuple
     ) -> None:
         """Bind and serve; `more` holds extra (host, port, ssl) listeners."""
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=10.0)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
         await self._runner.setup()
         for h, p, context in ((host, port, tls), *more):
             site = web.TCPSite(self._runner, h, p, ssl_context=context, reuse_address=True)
             await site.start()
 
     async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish, then close."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """Stop accepting, let in-flight requests finish, then close.
+
+        The in-flight operations are awaited here, before aiohttp's own cleanup: that first
+        marks every connection closing and from then on drops the bytes that arrive on it, so
+        a request whose body was still arriving would hang until the timeout and be cut off.
+        Operations that arrive meanwhile on kept-alive connections are refused with 503.
+        """
+        if self._runner is None:
+            return
+        self._stopping = True
+        for site in list(self._runner.sites):
+            await site.stop()
+        try:
+            await asyncio.wait_for(self._idle.wait(), SHUTDOWN_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("stopping with %d operations still running", self._in_flight)
+        await self._runner.cleanup()
+        self._runner = None
 
     async def _health(self, request: web.Request) -> web.Response:
         services = self.services
@@ -83,13 +165,42 @@ class OpsServer:
         )
 
     async def _root(self, request: web.Request) -> web.StreamResponse:
-        if self.upgrade is not None and request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self.upgrade(request, request.remote or "", dict(request.headers))
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._upgrade(request)
         return json_response(
             {"error": 'send operations as POST / with a JSON body {"operation": ...}'}, 405
         )
 
+    async def _upgrade(self, request: web.Request) -> web.StreamResponse:
+        """Accept a replication WebSocket on this port after the endpoint admits the peer."""
+        if self.endpoint is None:
+            return json_response({"error": "replication is not enabled on this node"}, 404)
+        headers = dict(request.headers)
+        remote = request.remote or ""
+        try:
+            identity = self.endpoint.authorize(remote, headers)
+        except Exception as exc:
+            return error_response(exc)
+        ws = web.WebSocketResponse(protocols=[SUBPROTOCOL], max_msg_size=0, compress=False)
+        await ws.prepare(request)
+        await self.endpoint.serve(_Upgraded(ws, remote, headers), identity)
+        return ws
+
     async def _operation(self, request: web.Request) -> web.Response:
+        if self._stopping:
+            response = json_response({"error": "the node is shutting down; retry elsewhere"}, 503)
+            response.force_close()
+            return response
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._run_operation(request)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _run_operation(self, request: web.Request) -> web.Response:
         try:
             body = await self._body(request)
             op = lookup(body)
@@ -106,20 +217,19 @@ class OpsServer:
         return json_response(result)
 
     async def _body(self, request: web.Request) -> Any:
+        too_large = (
+            f"request body exceeds the {self.max_body} byte limit "
+            "(operationsApi.network.maxBodySize)"
+        )
         if request.content_length is not None and request.content_length > self.max_body:
-            raise PayloadTooLarge(f"request body exceeds the {self.max_body} byte limit")
+            raise PayloadTooLarge(too_large)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise PayloadTooLarge(f"request body exceeds the {self.max_body} byte limit") from None
+            raise PayloadTooLarge(too_large) from None
         if not raw.strip():
             raise ClientError("Body cannot be empty: send a JSON object with an 'operation'")
         try:
             return jsonx.loads(raw)
         except ValueError as exc:
             raise ClientError(f"malformed JSON in request body: {exc}") from None
-
-
-def websocket_response() -> type:
-    """Return aiohttp's WebSocketResponse class for the replication endpoint adapter."""
-    return web.WebSocketResponse

@@ -213,8 +213,14 @@ def _number(sql: str, start: int) -> tuple[Token, int]:
     text = sql[start:end]
     try:
         value: int | float = float(text) if any(c in ".eE" for c in text) else int(text)
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            # SQLite and the JSON codec hold 64-bit integers; beyond that, a double, as a
+            # JSON request body would give (and JavaScript, so HarperDB).
+            value = float(value)
     except ValueError:  # more digits than int() converts
         raise _syntax(start + 1, f"number {text[:20]}... is too long") from None
+    except OverflowError:  # too large even for a double
+        raise _syntax(start + 1, f"number {text[:20]}... is out of range") from None
     if value in (float("inf"), float("-inf")):
         raise _syntax(start + 1, f"number {text} is out of range")
     return Token("number", value, start + 1, text), end

@@ -34,7 +34,7 @@ async def _select(db, info, statement: Select) -> list[dict]:
             raise ClientError("mixing aggregates and plain columns needs GROUP BY (unsupported)")
         specs = [(c.aggregate, c.name) for c in columns]
         values = await db.read(query.aggregate, info.name, statement.where, specs)
-        return [{c.output_name: v for c, v in zip(columns, values)}]
+        return [{c.output_name: v for c, v in zip(columns, values, strict=True)}]
     sorts = [Sort(o.attribute, o.descending) for o in statement.order_by]
     docs = await db.read(
         query.search, info.name, statement.where, sorts, statement.limit, statement.offset

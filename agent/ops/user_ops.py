@@ -156,6 +156,8 @@ async def create_authentication_tokens(req: Request) -> dict:
 
 @operation("refresh_operation_token", auth=False)
 async def refresh_operation_token(req: Request) -> dict:
-    """Swap a refresh token (the bearer) for a new operation token."""
-    user = req.services.authenticator.authenticate(req.authorization, token_kind=REFRESH)
+    """Swap a refresh token (the bearer, or HarperDB's `refresh_token` field) for a new one."""
+    token = req.string("refresh_token", required=False)
+    header = f"Bearer {token}" if token else req.authorization
+    user = req.services.authenticator.authenticate(header, token_kind=REFRESH)
     return {"operation_token": req.services.tokens.issue_operation(user.username, time.time())}

@@ -37,7 +37,9 @@ class Sort:
 def compile_condition(condition: Condition, params: list) -> str:
     """Return a SQL boolean expression for `condition`, appending its parameters."""
     if isinstance(condition, Not):
-        return f"NOT ({compile_condition(condition.condition, params)})"
+        # A test on a missing attribute is NULL, not false, and NOT NULL is NULL again: fold it
+        # to false first so NOT means "does not match", as in conditions.matches.
+        return f"NOT coalesce({compile_condition(condition.condition, params)}, 0)"
     if isinstance(condition, Group):
         joiner = " AND " if condition.operator == "and" else " OR "
         return "(" + joiner.join(compile_condition(c, params) for c in condition.conditions) + ")"

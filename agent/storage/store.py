@@ -14,8 +14,8 @@ from agent.storage.clock import SharedClock
 from agent.storage.database import CommitListener, Database
 from agent.storage.readers import ReaderPool
 from agent.storage.system import SYSTEM, system_tables
-from agent.storage.writes import CreateTable
 from agent.storage.writer import Committed
+from agent.storage.writes import CreateTable
 
 log = logging.getLogger(__name__)
 SUFFIX = ".sqlite"

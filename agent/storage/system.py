@@ -12,9 +12,10 @@ USERS = "hdb_user"
 ROLES = "hdb_role"
 NODES = "hdb_nodes"
 CERTIFICATES = "hdb_certificate"
+SCHEMAS = "hdb_schema"  # one row per database, so create_database reaches every node
 SUPER_USER_ROLE = "super_user"
 
-TABLES = {USERS: "username", ROLES: "id", NODES: "name", CERTIFICATES: "name"}
+TABLES = {USERS: "username", ROLES: "id", NODES: "name", CERTIFICATES: "name", SCHEMAS: "name"}
 
 
 def system_tables() -> list[TableInfo]:

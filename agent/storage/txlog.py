@@ -73,6 +73,13 @@ def head(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT coalesce(max(seq), 0) FROM _txlog").fetchone()[0]
 
 
+def start_seq(conn: sqlite3.Connection, sent: dict[str, int], origins) -> int:
+    """Return the seq to stream after: just before the first entry any origin still needs."""
+    firsts = [first_seq_after(conn, o, sent.get(o, 0)) for o in origins]
+    firsts = [f for f in firsts if f is not None]
+    return min(firsts) - 1 if firsts else head(conn)
+
+
 def first_seq_after(conn: sqlite3.Connection, origin: str, version: int) -> int | None:
     """Return the sequence of `origin`'s first transaction newer than `version`."""
     row = conn.execute(
@@ -86,11 +93,12 @@ def read_after(conn: sqlite3.Connection, seq: int, limit: int, max_bytes: int) -
     out: list[Committed] = []
     size = 0
     rows = conn.execute(
-        "SELECT seq, version, origin, records, body FROM _txlog WHERE seq > ? ORDER BY seq LIMIT ?",
+        "SELECT seq, version, origin, records, body, at FROM _txlog WHERE seq > ? "
+        "ORDER BY seq LIMIT ?",
         (seq, limit),
     )
-    for s, version, origin, records, body in rows:
-        out.append(Committed(s, version, origin, records, bytes(body)))
+    for s, version, origin, records, body, at in rows:
+        out.append(Committed(s, version, origin, records, bytes(body), frozenset(), at))
         size += len(body)
         if size >= max_bytes:
             break

@@ -35,6 +35,7 @@ class Committed:
     records: int
     body: bytes
     tables: frozenset[str] = frozenset()
+    at: float = 0.0  # local commit time, epoch ms
 
 
 @dataclass

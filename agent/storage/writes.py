@@ -51,6 +51,9 @@ def check_key(key: Any, pk: str) -> Any:
         raise ClientError(f"primary key '{pk}' must be a string or a number, got {key!r:.60}")
     if isinstance(key, float) and not math.isfinite(key):
         raise ClientError(f"primary key '{pk}' must be finite, got {key!r}")
+    if isinstance(key, int) and not -(2**63) <= key < 2**63:
+        # SQLite stores 64-bit integers; a wider one would fail deep in the writer as a 500.
+        raise ClientError(f"primary key '{pk}' must fit in 64 bits, got {key}")
     if isinstance(key, str) and (not key or len(key) > 1024):
         raise ClientError(f"primary key '{pk}' must be 1-1024 characters")
     return key
@@ -77,7 +80,7 @@ class LocalTransaction:
         writes: list[Write] = []
         results = [self._apply(ctx, op, stamp, writes) for op in self.ops]
         txlog.advance_cursor(ctx.conn, self.origin, stamp.version)
-        log_entry(ctx, stamp.version, self.origin, stamp.now, writes)
+        log_entry(ctx, stamp.version, self.origin, stamp.now, _last_per_record(writes))
         return results
 
     def _apply(self, ctx: JobContext, op: WriteOp, stamp: _Stamp, writes: list) -> OpResult:
@@ -90,6 +93,20 @@ class LocalTransaction:
         else:
             _put(ctx, table, op, stamp, result, writes)
         return result
+
+
+def _last_per_record(writes: list[Write]) -> list[Write]:
+    """Keep only the final put or delete of each record, in the order they were made.
+
+    Every write of a transaction shares its version, and an equal (version, origin) never
+    supersedes, so a peer applying two writes of one record would keep the first of them.
+    """
+    last = {(w.table, w.key): i for i, w in enumerate(writes) if w.kind in (PUT, DELETE)}
+    return [
+        w
+        for i, w in enumerate(writes)
+        if w.kind not in (PUT, DELETE) or last[(w.table, w.key)] == i
+    ]
 
 
 def _resolve(ctx: JobContext, table: TableInfo, op: WriteOp) -> WriteOp:
@@ -194,7 +211,7 @@ def log_entry(ctx: JobContext, version: int, origin: str, at: float, writes: lis
     records = sum(1 for w in writes if w.kind in (PUT, DELETE))
     seq = txlog.append(ctx.conn, version, origin, at, records, body)
     tables = frozenset(w.table for w in writes)
-    ctx.entries.append(Committed(seq, version, origin, records, body, tables))
+    ctx.entries.append(Committed(seq, version, origin, records, body, tables, at))
 
 
 class CreateTable:

@@ -1,0 +1,385 @@
+"""The protocol of one (peer, database) link, sans I/O: one machine for each end.
+
+The subscriber (the node that wants data) dials and drives:
+
+    Hello ->            <- Welcome
+    Subscribe ->        <- Schema
+                        <- [CopyStart, CopyChunk..., CopyEnd]   (initial sync or merge)
+                        <- Txn, Txn, ... Progress, ...           (streaming)
+    Ack ->  (after each durable apply; opens the publisher's window)
+    Ping <-> Pong       (either side; latency and clock offset)
+
+Feed each machine parsed messages with `receive(msg, now)`; it returns events for the shell
+(which persists, then calls back) and queues outgoing messages in `outbox`. `tick(now)` drives
+pings and judges liveness by data progress, not only by pings: a link whose peer says records
+are pending but sends none for `stall_timeout` is declared stalled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.core import messages as m
+from agent.core.cursors import stream_wants
+from agent.core.errors import LocalProtocolError, RemoteProtocolError
+
+HANDSHAKE, SUBSCRIBED, COPYING, STREAMING, CLOSED = (
+    "handshake",
+    "subscribed",
+    "copying",
+    "streaming",
+    "closed",
+)
+
+
+@dataclass
+class Timing:
+    ping_interval: float = 30.0
+    ping_timeout: float = 60.0
+    stall_timeout: float = 10.0
+
+
+@dataclass
+class Event:
+    kind: str
+    message: Any = None
+    reason: str = ""
+
+
+@dataclass
+class LinkStats:
+    """What cluster_status shows for a link (times in epoch seconds as passed in)."""
+
+    connected_at: float | None = None
+    last_message_at: float | None = None
+    last_data_at: float | None = None
+    last_version: int | None = None
+    last_origin_at: float | None = None  # origin commit time of the last transaction
+    records: int = 0
+    transactions: int = 0
+    pending: int = 0
+    oldest_pending_at: float | None = None
+    peer_head: int = 0
+    latency_ms: float | None = None
+    clock_offset_ms: float | None = None
+    copy_total: int = 0
+    copy_done: int = 0
+    copy_started_at: float | None = None
+    copy_reason: str | None = None
+    copy_finished_at: float | None = None
+
+
+class _Pinger:
+    """Pings on an interval and turns Pongs into latency and clock offset."""
+
+    def __init__(self, timing: Timing, stats: LinkStats) -> None:
+        self.timing = timing
+        self.stats = stats
+        self.next_ping = 0.0
+
+    def tick(self, now: float, outbox: list) -> None:
+        if now >= self.next_ping:
+            outbox.append(m.Ping(now * 1000.0))
+            self.next_ping = now + self.timing.ping_interval
+
+    def pong(self, msg, now: float) -> None:
+        sent, peer = msg.sent / 1000.0, msg.peer_time / 1000.0
+        self.stats.latency_ms = max(0.0, (now - sent) * 1000.0)
+        self.stats.clock_offset_ms = (peer - (sent + now) / 2.0) * 1000.0
+
+
+class Subscriber:
+    """The receiving end of a link."""
+
+    def __init__(
+        self, node: str, database: str, expected_peer: str | None, timing: Timing | None = None
+    ) -> None:
+        self.node = node
+        self.database = database
+        self.expected_peer = expected_peer
+        self.peer: str | None = None
+        self.state = HANDSHAKE
+        self.outbox: list[m.Message] = []
+        self.stats = LinkStats()
+        self.timing = timing or Timing()
+        self._pinger = _Pinger(self.timing, self.stats)
+        self._last_seq = 0
+        self._acked_records = 0
+        self._awaiting_schema = False
+
+    def start(self, now: float, caps: dict | None = None) -> None:
+        """Begin the handshake."""
+        self.stats.connected_at = now
+        self.stats.last_message_at = now
+        self.outbox.append(m.Hello(self.node, self.database, caps or {}))
+
+    def subscribe(
+        self, cursors: dict, origins: list[str], copy: dict | None, start_version: int = 0
+    ) -> None:
+        """Ask for `origins` after `cursors` (a new Subscribe replaces the previous one)."""
+        if self.state == CLOSED or self.peer is None:
+            raise LocalProtocolError("subscribe before the peer said who it is")
+        self.outbox.append(m.Subscribe(cursors, sorted(origins), copy, start_version))
+        self._awaiting_schema = True
+        self.state = SUBSCRIBED
+
+    def take(self) -> list[m.Message]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    def receive(self, msg: m.Message, now: float) -> list[Event]:
+        """Handle one message from the publisher; return events for the shell."""
+        self.stats.last_message_at = now
+        if isinstance(msg, m.Ping):
+            self.outbox.append(m.Pong(msg.sent, now * 1000.0))
+            return []
+        if isinstance(msg, m.Pong):
+            self._pinger.pong(msg, now)
+            return []
+        if isinstance(msg, m.Close):
+            self.state = CLOSED
+            return [Event("closed", msg, msg.reason)]
+        handler = getattr(self, f"_on_{type(msg).__name__.lower()}", None)
+        if handler is None:
+            raise RemoteProtocolError(f"unexpected {type(msg).__name__} from the publisher")
+        return handler(msg, now)
+
+    def _on_welcome(self, msg, now: float) -> list[Event]:
+        if self.peer is not None:
+            raise RemoteProtocolError("second Welcome")
+        if msg.database != self.database:
+            raise RemoteProtocolError(f"peer answered for database {msg.database!r}")
+        if msg.node == self.node:
+            raise RemoteProtocolError("connected to itself")
+        if self.expected_peer and msg.node != self.expected_peer:
+            raise RemoteProtocolError(
+                f"node name mismatch: expected {self.expected_peer!r}, peer is {msg.node!r}"
+            )
+        self.peer = msg.node
+        return [Event("welcome", msg)]
+
+    def _require_subscribed(self, what: str) -> None:
+        if self.state not in (SUBSCRIBED, COPYING, STREAMING):
+            raise RemoteProtocolError(f"{what} before Subscribe")
+
+    def _on_schema(self, msg, now: float) -> list[Event]:
+        self._require_subscribed("Schema")
+        self._awaiting_schema = False
+        self._last_seq = 0  # each (re)subscription starts a new stream
+        self.state = STREAMING
+        return [Event("schema", msg)]
+
+    def _on_copystart(self, msg, now: float) -> list[Event]:
+        if self._awaiting_schema:
+            return []
+        self.state = COPYING
+        stats = self.stats
+        stats.copy_total, stats.copy_done = msg.total, msg.resumed
+        stats.copy_started_at, stats.copy_reason, stats.copy_finished_at = now, msg.reason, None
+        return [Event("copy_start", msg)]
+
+    def _on_copychunk(self, msg, now: float) -> list[Event]:
+        if self._awaiting_schema:
+            return []
+        if self.state != COPYING:
+            raise RemoteProtocolError("CopyChunk outside a copy")
+        self.stats.last_data_at = now
+        return [Event("chunk", msg)]
+
+    def _on_copyend(self, msg, now: float) -> list[Event]:
+        if self._awaiting_schema:
+            return []
+        if self.state != COPYING:
+            raise RemoteProtocolError("CopyEnd outside a copy")
+        self.state = STREAMING
+        self.stats.copy_finished_at = now
+        return [Event("copy_end", msg)]
+
+    def _on_txn(self, msg, now: float) -> list[Event]:
+        if self._awaiting_schema:
+            return []  # the tail of a stream we replaced with a new Subscribe
+        if self.state != STREAMING:
+            raise RemoteProtocolError("Txn before the stream started")
+        if msg.seq <= self._last_seq:
+            return []  # a duplicate: already seen on this stream
+        if msg.prev != self._last_seq:
+            raise RemoteProtocolError(
+                f"gap in the stream: expected after {self._last_seq}, got after {msg.prev}"
+            )
+        self._last_seq = msg.seq
+        stats = self.stats
+        stats.last_data_at = now
+        stats.last_version = msg.version
+        stats.last_origin_at = msg.at / 1000.0
+        return [Event("txn", msg)]
+
+    def _on_progress(self, msg, now: float) -> list[Event]:
+        stats = self.stats
+        stats.pending, stats.peer_head = msg.pending, msg.head
+        stats.oldest_pending_at = msg.oldest_at / 1000.0 if msg.oldest_at else None
+        if msg.pending == 0 or stats.last_data_at is None:
+            stats.last_data_at = (
+                max(stats.last_data_at or 0.0, now)
+                if msg.pending == 0
+                else (stats.last_data_at or now)
+            )
+        return []
+
+    def applied(self, seq: int, records: int, now: float) -> None:
+        """Report a durable apply: queue the Ack that opens the publisher's window."""
+        self._acked_records += records
+        stats = self.stats
+        stats.records += records
+        if seq:
+            stats.transactions += 1
+        self.outbox.append(m.Ack(seq, self._acked_records))
+
+    def tick(self, now: float) -> list[Event]:
+        """Send pings; return a 'dead' event when the link stopped making progress."""
+        if self.state == CLOSED:
+            return []
+        self._pinger.tick(now, self.outbox)
+        stats, timing = self.stats, self.timing
+        silent = now - (stats.last_message_at or now)
+        if silent > timing.ping_timeout:
+            return [Event("dead", reason=f"nothing received for {silent:.1f}s")]
+        idle = now - (stats.last_data_at or stats.connected_at or now)
+        if stats.pending > 0 and idle > timing.stall_timeout:
+            return [
+                Event(
+                    "dead",
+                    reason=(
+                        f"stalled: peer reports {stats.pending} records pending but sent none "
+                        f"for {idle:.1f}s"
+                    ),
+                )
+            ]
+        return []
+
+    def lag_seconds(self, now: float) -> float:
+        """Age of the oldest transaction the peer has and we have not applied."""
+        if self.stats.pending <= 0 or self.stats.oldest_pending_at is None:
+            return 0.0
+        offset = (self.stats.clock_offset_ms or 0.0) / 1000.0
+        return max(0.0, now + offset - self.stats.oldest_pending_at)
+
+
+@dataclass
+class Plan:
+    """What a publisher does for one Subscribe: copy first or not, then stream from `sent`."""
+
+    copy: str | None  # None, "full", "merge" or "resume"
+    sent: dict[str, int] = field(default_factory=dict)
+    origins: frozenset[str] = frozenset()
+    resume: dict | None = None
+
+
+class Publisher:
+    """The sending end of a link: handshake, subscription plans, flow control."""
+
+    def __init__(
+        self,
+        node: str,
+        databases: list[str],
+        timing: Timing | None = None,
+        window_records: int = 20000,
+    ) -> None:
+        self.node = node
+        self.databases = databases
+        self.peer: str | None = None
+        self.database: str | None = None
+        self.outbox: list[m.Message] = []
+        self.stats = LinkStats()
+        self.timing = timing or Timing()
+        self._pinger = _Pinger(self.timing, self.stats)
+        self.window_records = window_records
+        self.plan: Plan | None = None
+        self.sent_records = 0
+        self.acked_records = 0
+        self.acked_seq = 0
+        self._last_seq = 0
+
+    def take(self) -> list[m.Message]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    def receive(self, msg: m.Message, now: float) -> list[Event]:
+        self.stats.last_message_at = now
+        if isinstance(msg, m.Ping):
+            self.outbox.append(m.Pong(msg.sent, now * 1000.0))
+            return []
+        if isinstance(msg, m.Pong):
+            self._pinger.pong(msg, now)
+            return []
+        if isinstance(msg, m.Close):
+            return [Event("closed", msg, msg.reason)]
+        if isinstance(msg, m.Hello):
+            return self._on_hello(msg, now)
+        if self.peer is None:
+            raise RemoteProtocolError(f"{type(msg).__name__} before Hello")
+        if isinstance(msg, m.Subscribe):
+            return [Event("subscribe", msg)]
+        if isinstance(msg, m.Ack):
+            self.acked_records = max(self.acked_records, msg.records)
+            self.acked_seq = max(self.acked_seq, msg.seq)
+            self.stats.last_data_at = now
+            return [Event("ack", msg)]
+        raise RemoteProtocolError(f"unexpected {type(msg).__name__} from a subscriber")
+
+    def _on_hello(self, msg, now: float) -> list[Event]:
+        if self.peer is not None:
+            raise RemoteProtocolError("second Hello")
+        if msg.node == self.node:
+            raise RemoteProtocolError("a node cannot subscribe to itself")
+        if msg.database not in self.databases:
+            self.outbox.append(m.Close(f"database {msg.database!r} is not replicated here", False))
+            return [Event("refused", msg, f"database {msg.database!r} not replicated")]
+        self.peer, self.database = msg.node, msg.database
+        self.stats.connected_at = now
+        return [Event("hello", msg)]
+
+    def plan_subscription(self, msg, floors: dict[str, int], resume_ok: bool) -> Plan:
+        """Decide how to serve a Subscribe given this node's log floors."""
+        origins = frozenset(msg.origins)
+        sent = dict(msg.cursors)
+        copy = (msg.copy or {}).get("mode")
+        if copy == "resume" and not resume_ok:
+            copy = "full"
+        if copy is None and any(sent.get(o, 0) < floors.get(o, 0) for o in origins):
+            copy = "merge"
+        self.plan = Plan(copy, sent, origins, msg.copy if copy == "resume" else None)
+        self._last_seq = 0
+        return self.plan
+
+    def wants(self, origin: str, version: int) -> bool:
+        plan = self.plan
+        return plan is not None and stream_wants(plan.origins, plan.sent, origin, version)
+
+    def window_open(self) -> bool:
+        return self.sent_records - self.acked_records < self.window_records
+
+    def txn(
+        self, seq: int, origin: str, version: int, records: int, at: float, body: bytes
+    ) -> m.Txn:
+        """Build the frame for one log entry and account for it."""
+        msg = m.Txn(seq, self._last_seq, origin, version, records, at, body)
+        self._last_seq = seq
+        self.plan.sent[origin] = version
+        self.sent_records += max(records, 1)
+        return msg
+
+    def chunk_sent(self, records: int) -> None:
+        self.sent_records += records
+
+    def backpressure(self) -> float:
+        """Return how full the flow-control window is, in percent."""
+        inflight = self.sent_records - self.acked_records
+        return round(100.0 * min(1.0, inflight / self.window_records), 1)
+
+    def tick(self, now: float) -> list[Event]:
+        self._pinger.tick(now, self.outbox)
+        silent = now - (self.stats.last_message_at or now)
+        if silent > self.timing.ping_timeout:
+            return [Event("dead", reason=f"nothing received for {silent:.1f}s")]
+        return []

@@ -1,0 +1,199 @@
+"""Cluster membership: add_node / update_node / remove_node and their peer-side halves.
+
+add_node on A for B opens a replication connection to B (with the caller's credentials when
+given), asks B to record A (`add_node_back`), and only when B agreed writes both rows into
+A's `system.hdb_nodes`; the rows then replicate, so every node learns every other. Nothing is
+written when B cannot be reached or refuses, and credentials are never stored in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from agent import jsonx
+from agent.core import messages as m
+from agent.core.routes import RouteError, parse_route
+from agent.errors import ClientError, NotFound
+from agent.replication.peers import authorization_header, normalize_url, start_version
+from agent.replication.transport import DialError, dial
+from agent.storage import query
+from agent.storage.system import NODES, SYSTEM
+
+log = logging.getLogger(__name__)
+OP_TIMEOUT = 10.0
+
+
+def reverse_subscriptions(subscriptions: list | None) -> list | None:
+    """Mirror subscriptions for the peer's row: what I subscribe to, it publishes."""
+    if not subscriptions:
+        return None
+    return [
+        {**s, "subscribe": bool(s.get("publish", True)), "publish": bool(s.get("subscribe", True))}
+        for s in subscriptions
+    ]
+
+
+def check_subscriptions(raw: Any) -> list | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise ClientError(
+            "'subscriptions' must be an array of {database, table, subscribe, publish}"
+        )
+    out = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(
+            item.get("database", item.get("schema")), str
+        ):
+            raise ClientError(f"subscriptions[{index}] needs a 'database' (or 'schema')")
+        out.append(
+            {
+                "database": item.get("database", item.get("schema")),
+                "table": item.get("table"),
+                "subscribe": bool(item.get("subscribe", True)),
+                "publish": bool(item.get("publish", True)),
+            }
+        )
+    return out
+
+
+async def node_rows(replicator) -> dict[str, dict]:
+    db = replicator.storage.get(SYSTEM)
+    docs = await db.read(query.search, NODES, None)
+    rows = [jsonx.loads(d) for d in docs]
+    return {r["name"]: r for r in rows if "name" in r}
+
+
+def target_url(replicator, body: dict) -> str:
+    """Return the URL add_node dials: `url`, or `hostname` with this node's own settings."""
+    url = body.get("url")
+    host = body.get("hostname") or body.get("node_name") or body.get("name")
+    if not url and not host:
+        raise ClientError("add_node needs 'hostname' or 'url'")
+    try:
+        return parse_route(url or host, replicator.dialing).url
+    except RouteError as exc:
+        raise ClientError(str(exc)) from None
+
+
+async def call_peer(replicator, url: str, header: str | None, body: dict) -> dict:
+    """Run one operation on a peer over a replication connection; raise ClientError if refused."""
+    headers = {"Authorization": header} if header else {}
+    try:
+        conn = await dial(
+            url, headers=headers, local_host=replicator.local_host, timeout=OP_TIMEOUT
+        )
+    except DialError as exc:
+        if exc.status in (401, 403):
+            raise ClientError(f"{url} refused the credentials: {exc}") from None
+        raise ClientError(f"could not reach {url}: {exc}") from None
+    try:
+        await conn.send(m.serialize(m.OpRequest(1, body)))
+        reply = m.parse(await asyncio.wait_for(conn.recv(), OP_TIMEOUT))
+    except asyncio.TimeoutError:
+        raise ClientError(
+            f"{url} did not answer {body['operation']} within {OP_TIMEOUT:.0f}s"
+        ) from None
+    except Exception as exc:
+        raise ClientError(
+            f"{url} closed the connection during {body['operation']}: {exc}"
+        ) from None
+    finally:
+        await conn.close()
+    if not isinstance(reply, m.OpResult) or reply.status != 200:
+        detail = reply.body.get("error") if isinstance(reply.body, dict) else reply.body
+        raise ClientError(f"{url} refused {body['operation']}: {detail}")
+    return reply.body
+
+
+async def add_node(replicator, body: dict, update: bool = False) -> dict:
+    """Join a peer: the peer records us first, then we record it; all or nothing."""
+    url = target_url(replicator, body)
+    subscriptions = check_subscriptions(body.get("subscriptions"))
+    try:
+        header = authorization_header(body.get("authorization"))
+        start_version(body.get("start_time"))  # validate before anything is written
+    except RouteError as exc:
+        raise ClientError(str(exc)) from None
+    rows = await node_rows(replicator)
+    existing = next(
+        (r for r in rows.values() if normalize_url(r.get("url", "")) == normalize_url(url)), None
+    )
+    if update and existing is None:
+        raise NotFound(f"{body.get('hostname') or url} does not exist")
+    back = {
+        "operation": "add_node_back",
+        "hostname": replicator.node,
+        "url": replicator.url,
+        "subscriptions": reverse_subscriptions(subscriptions),
+    }
+    answer = await call_peer(replicator, url, header, back)
+    peer_name = answer.get("node")
+    if not isinstance(peer_name, str) or not peer_name:
+        raise ClientError(f"{url} answered add_node_back without its node name")
+    row = {"name": peer_name, "url": url, "replicates": True, "subscriptions": subscriptions}
+    if body.get("start_time") is not None:
+        row["start_time"] = body.get("start_time")
+    if body.get("retain_authorization") and header:
+        replicator.retained[normalize_url(url)] = header  # memory only, never a replicated row
+    await replicator.write_nodes([row, own_row(replicator)])
+    await replicator.reconcile()
+    verb = "updated" if update else "added"
+    suffix = "" if update else " to cluster"
+    return {"message": f"Successfully {verb} '{url}'{suffix}"}
+
+
+def own_row(replicator) -> dict:
+    return {"name": replicator.node, "url": replicator.url, "replicates": True}
+
+
+async def remove_node(replicator, body: dict) -> dict:
+    name = body.get("hostname") or body.get("node_name") or body.get("name")
+    if not isinstance(name, str) or not name:
+        raise ClientError("remove_node needs 'hostname'")
+    rows = await node_rows(replicator)
+    row = rows.get(name) or next((r for r in rows.values() if r.get("url") == name), None)
+    if row is None:
+        raise NotFound(f"{name} does not exist")
+    await replicator.write_nodes([row["name"]], kind="delete")
+    try:
+        await call_peer(
+            replicator,
+            row["url"],
+            None,
+            {"operation": "remove_node_back", "hostname": replicator.node},
+        )
+    except ClientError as exc:
+        log.info("remove_node_back to %s failed (it may be offline): %s", name, exc)
+    await replicator.reconcile()
+    return {"message": f"Successfully removed '{name}' from cluster"}
+
+
+async def handle_peer_operation(replicator, body: dict, identity) -> dict:
+    """Serve add_node_back / remove_node_back from a peer."""
+    op = body.get("operation")
+    if op == "add_node_back":
+        return await _add_node_back(replicator, body)
+    if op == "remove_node_back":
+        rows = await node_rows(replicator)
+        others = [n for n in rows if n != replicator.node]
+        if others:
+            await replicator.write_nodes(others + [replicator.node], kind="delete")
+        await replicator.reconcile()
+        return {"node": replicator.node}
+    raise ClientError(f"unknown peer operation {op!r}")
+
+
+async def _add_node_back(replicator, body: dict) -> dict:
+    name, url = body.get("hostname"), body.get("url")
+    if not isinstance(name, str) or not isinstance(url, str) or not name or not url:
+        raise ClientError("add_node_back needs hostname and url")
+    if name == replicator.node:
+        raise ClientError(f"node name {name!r} is this node's own name")
+    subscriptions = check_subscriptions(body.get("subscriptions"))
+    row = {"name": name, "url": url, "replicates": True, "subscriptions": subscriptions}
+    await replicator.write_nodes([row, own_row(replicator)])
+    await replicator.reconcile()
+    return {"node": replicator.node, "url": replicator.url}

@@ -1,0 +1,217 @@
+"""The sending side of a link: serve one subscriber from the log, after a copy if needed.
+
+Runs the pure `Publisher` machine against storage: answers the handshake, plans each
+Subscribe (copy or not, from which cursors), streams snapshot chunks and log entries inside
+the flow-control window, and sends Progress so the subscriber can tell idle from stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+from agent.core import messages as m
+from agent.core.errors import RemoteProtocolError
+from agent.core.subscription import Publisher, Timing
+from agent.replication.connection import Connection, LinkClosed
+from agent.replication.tail import LogTail
+from agent.storage import rows, txlog
+from agent.storage.database import Database
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 1.0
+
+
+def _replicated_tables(db: Database) -> list:
+    return [t for t in (db.catalog.get(n) for n in db.catalog.names()) if t and t.replicate]
+
+
+def _copy_counts(conn, tables: list[str], min_version: int) -> int:
+    return sum(
+        conn.execute(f'SELECT count(*) FROM "r_{t}" WHERE version >= ?', (min_version,)).fetchone()[
+            0
+        ]
+        for t in tables
+    )
+
+
+def _snapshot_start(conn) -> tuple[dict, dict]:
+    return txlog.cursors(conn), txlog.floors(conn)
+
+
+class PublisherSession:
+    """Serve one subscriber connection for one database."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        node: str,
+        storage,
+        tails: dict[str, LogTail],
+        databases: list[str],
+        timing: Timing,
+        chunk_records: int = 1000,
+    ) -> None:
+        self.conn = conn
+        self.storage = storage
+        self.tails = tails
+        self.machine = Publisher(node, databases, timing)
+        self.chunk_records = chunk_records
+        self.db: Database | None = None
+        self.position = 0
+        self.sending: int | None = None  # version of the transaction being sent
+        self.acked_at: float | None = None  # local commit time (s) of the last acked entry
+        self._unacked: deque = deque()
+        self._window = asyncio.Event()
+        self._stream: asyncio.Task | None = None
+        self._closed = False
+
+    async def send(self, msg: m.Message) -> None:
+        await self.conn.send(m.serialize(msg))
+
+    async def flush(self) -> None:
+        for msg in self.machine.take():
+            await self.send(msg)
+
+    async def run(self, first: m.Message) -> None:
+        """Serve until the subscriber goes away."""
+        ticker = asyncio.create_task(self._tick())
+        try:
+            await self._handle(first)
+            while not self._closed:
+                await self._handle(m.parse(await self.conn.recv()))
+        except (LinkClosed, RemoteProtocolError) as exc:
+            log.info("publisher link to %s ended: %s", self.machine.peer, exc)
+        finally:
+            ticker.cancel()
+            if self._stream is not None:
+                self._stream.cancel()
+
+    async def _handle(self, msg: m.Message) -> None:
+        for event in self.machine.receive(msg, time.time()):
+            if event.kind == "hello":
+                await self._welcome()
+            elif event.kind == "subscribe":
+                await self._subscribe(event.message)
+            elif event.kind == "ack":
+                self._acked(event.message)
+            elif event.kind in ("refused", "closed"):
+                self._closed = True
+        await self.flush()
+
+    async def _welcome(self) -> None:
+        self.db = self.storage.get(self.machine.database)
+        names = self.machine.databases if self.db.name == "system" else []
+        await self.send(m.Welcome(self.machine.node, self.db.name, names))
+
+    async def _subscribe(self, msg) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+        cursors, floors = await self.db.read(_snapshot_start)
+        resume_ok = bool(msg.copy and msg.copy.get("mode") == "resume")
+        if resume_ok:
+            frontier = msg.copy.get("frontier") or {}
+            resume_ok = all(v >= floors.get(o, 0) for o, v in frontier.items())
+        plan = self.machine.plan_subscription(msg, floors, resume_ok)
+        tables = _replicated_tables(self.db)
+        await self.send(m.Schema([t.definition() for t in tables]))
+        self._stream = asyncio.create_task(self._serve(plan, msg, cursors, tables))
+
+    async def _serve(self, plan, msg, cursors: dict, tables: list) -> None:
+        try:
+            if plan.copy:
+                frontier = await self._copy(plan, msg, cursors, tables)
+                for origin, version in frontier.items():
+                    if version > plan.sent.get(origin, 0):
+                        plan.sent[origin] = version
+            self.position = await self.db.read(txlog.start_seq, plan.sent, plan.origins)
+            await self._stream_log()
+        except (LinkClosed, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("publisher stream to %s failed", self.machine.peer)
+            await self.conn.close(1011, "publisher failed")
+
+    async def _copy(self, plan, msg, cursors: dict, tables: list) -> dict:
+        resume = plan.resume or {}
+        frontier = resume.get("frontier") or cursors
+        names = sorted(t.name for t in tables)
+        start_table, after = resume.get("table"), resume.get("after")
+        min_version = msg.start_version or 0
+        total = await self.db.read(_copy_counts, names, min_version)
+        copied = int(resume.get("copied") or 0)
+        await self.send(m.CopyStart(frontier, total, plan.copy, copied))
+        for name in names:
+            if start_table is not None and name < start_table:
+                continue
+            key = after if name == start_table else None
+            copied = await self._copy_table(name, key, min_version, copied)
+        await self.send(m.CopyEnd(frontier, copied))
+        return frontier
+
+    async def _copy_table(self, name: str, after, min_version: int, copied: int) -> int:
+        while True:
+            batch = await self.db.read(rows.scan, name, after, self.chunk_records, min_version)
+            if not batch:
+                return copied
+            await self._wait_window()
+            after = batch[-1][0]
+            await self.send(m.CopyChunk(name, [list(r) for r in batch], after))
+            self.machine.chunk_sent(len(batch))
+            copied += len(batch)
+
+    async def _stream_log(self) -> None:
+        tail = self.tails[self.db.name]
+        while True:
+            entries = tail.after(self.position)
+            if entries is None:
+                entries = await self.db.read(txlog.read_after, self.position, 512, 8 << 20)
+            if not entries:
+                self.sending = None
+                await tail.wait(PROGRESS_EVERY)
+                continue
+            for entry in entries:
+                await self._offer(entry)
+
+    async def _offer(self, entry) -> None:
+        self.position = entry.seq
+        if not self.machine.wants(entry.origin, entry.version):
+            return
+        await self._wait_window()
+        self.sending = entry.version
+        msg = self.machine.txn(
+            entry.seq, entry.origin, entry.version, entry.records, entry.at, entry.body
+        )
+        self._unacked.append((entry.seq, entry.at))
+        await self.send(msg)
+
+    async def _wait_window(self) -> None:
+        while not self.machine.window_open():
+            self._window.clear()
+            await self._window.wait()
+
+    def _acked(self, msg) -> None:
+        while self._unacked and self._unacked[0][0] <= msg.seq:
+            self.acked_at = self._unacked.popleft()[1] / 1000.0
+        self._window.set()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY)
+            now = time.time()
+            for event in self.machine.tick(now):
+                if event.kind == "dead":
+                    await self.conn.close(1001, event.reason)
+                    return
+            if self.db is not None and self.machine.plan is not None:
+                self.machine.outbox.append(self._progress(now))
+            await self.flush()
+
+    def _progress(self, now: float) -> m.Progress:
+        tail = self.tails[self.db.name]
+        inflight = self.machine.sent_records - self.machine.acked_records
+        behind = max(0, tail.head - self.position)
+        oldest = self._unacked[0][1] if self._unacked else None
+        return m.Progress(tail.head, max(0, inflight) + behind, oldest, now * 1000.0)

@@ -1,0 +1,358 @@
+"""All replication of a node: peers, their links, publishers, relay choice and membership.
+
+Peers come from `replication.routes` and from `system.hdb_nodes` rows (which replicate, so
+joining one node of a cluster teaches the newcomer every other node, and them the newcomer).
+For each peer and each replicated database this node runs one SubscriberLink (it dials and
+receives); peers dial us for the other direction and get a PublisherSession.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from agent import jsonx
+from agent.core.changes import DELETE, PUT
+from agent.core.messages import decode_changes
+from agent.core.relay import assign_origins
+from agent.core.routes import Dialing
+from agent.core.subscription import Timing
+from agent.replication.endpoint import Endpoint
+from agent.replication.link import SubscriberLink
+from agent.replication.peers import Peer, normalize_url, resolve, route_peer
+from agent.replication.tail import LogTail
+from agent.storage import query, txlog
+from agent.storage.system import NODES, SCHEMAS, SYSTEM
+from agent.storage.writes import LocalTransaction, WriteOp
+
+log = logging.getLogger(__name__)
+
+
+def dialing_for(config) -> Dialing:
+    ops = config.listener("operationsApi.network.port")
+    secure = config.listener("operationsApi.network.securePort")
+    rep = config.listener("replication.port")
+    rep_secure = config.listener("replication.securePort")
+    return Dialing(
+        rep[1] if rep else None,
+        rep_secure[1] if rep_secure else None,
+        ops[1] if ops else 0,
+        secure[1] if secure else None,
+    )
+
+
+def own_url(config, node: str) -> str:
+    """Return how peers reach this node: replication.url, else built from the listeners."""
+    if config.get("replication.url"):
+        return str(config.get("replication.url"))
+    scheme, port = dialing_for(config).default()
+    listener = config.listener("replication.port") or config.listener("operationsApi.network.port")
+    host = listener[0] if listener and listener[0] not in ("0.0.0.0", "::", "") else node
+    return f"{scheme}://{host}:{port}"
+
+
+class Replicator:
+    """Own every link of this node and answer cluster questions about them."""
+
+    def __init__(self, node: str, config, storage, authenticator) -> None:
+        self.node = node
+        self.config = config
+        self.storage = storage
+        self.authenticator = authenticator
+        self.url = own_url(config, node)
+        self.dialing = dialing_for(config)
+        self.timing = Timing(
+            config.get("replication.pingInterval"),
+            config.get("replication.pingTimeout"),
+            config.get("replication.stallTimeout"),
+        )
+        self.retry_interval = config.get("replication.retryInterval")
+        self.compression = bool(config.get("replication.compression"))
+        self.chunk_records = config.get("replication.copyChunkRecords")
+        listener = config.listener("operationsApi.network.port")
+        self.local_host = listener[0] if listener and listener[0].startswith("127.") else None
+        self.endpoint = Endpoint(self)
+        self.tails: dict[str, LogTail] = {}
+        self.peers: dict[str, Peer] = {}
+        self.publishers: set = set()
+        self.retained: dict[str, str] = {}  # url -> Authorization kept by retain_authorization
+        self.routes: list = list(config.get("replication.routes") or [])
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._allowed: set[str] = set()
+        self._syncing: dict[str, SubscriberLink] = {}
+        self._synced_events: dict[str, asyncio.Event] = {}
+        self._servers: list = []
+        self._reconcile_task: asyncio.Task | None = None
+        self.started = time.time()
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for name in self.storage.names():
+            self._tail(name)
+        self.storage.add_listener(self._committed)
+        await self._listen()
+        self._reconcile_task = asyncio.create_task(self._reconcile_forever())
+        await self.reconcile()
+
+    async def _listen(self) -> None:
+        from agent.replication.transport import serve
+
+        for key in ("replication.port",):
+            listener = self.config.listener(key)
+            if listener:
+                server = await serve(
+                    self.endpoint.serve_dedicated,
+                    listener[0],
+                    listener[1],
+                    compression=self.compression,
+                )
+                self._servers.append(server)
+
+    async def stop(self) -> None:
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+        for peer in list(self.peers.values()):
+            await self._stop_peer(peer)
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2)
+            except (asyncio.TimeoutError, Exception):
+                pass
+
+    def _tail(self, database: str) -> LogTail:
+        tail = self.tails.get(database)
+        if tail is None:
+            db = self.storage.get(database)
+            tail = self.tails[database] = LogTail(db.read_sync(txlog.head))
+        return tail
+
+    # --- commits ----------------------------------------------------------------------
+
+    def _committed(self, database: str, entries: list) -> None:
+        """Storage listener (writer thread): hand the entries to the event loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_commit, database, entries)
+
+    def _on_commit(self, database: str, entries: list) -> None:
+        if not self.storage.exists(database):
+            return
+        self._tail(database).extend(entries)
+        if database == SYSTEM and any(NODES in e.tables or SCHEMAS in e.tables for e in entries):
+            for entry in entries:
+                self._schema_rows(entry)
+            asyncio.ensure_future(self.reconcile())
+
+    def _schema_rows(self, entry) -> None:
+        if SCHEMAS not in entry.tables:
+            return
+        for w in decode_changes(entry.body):
+            if w.table == SCHEMAS and w.kind == PUT and self._selected(str(w.key)):
+                if not self.storage.exists(str(w.key)):
+                    self.storage.create_sync(str(w.key), exists_ok=True)
+            elif w.table == SCHEMAS and w.kind == DELETE and self.storage.exists(str(w.key)):
+                if entry.origin != self.node:
+                    self.storage.drop_sync(str(w.key))
+
+    # --- which databases and peers ----------------------------------------------------
+
+    def _selected(self, database: str) -> bool:
+        chosen = self.config.get("replication.databases")
+        return chosen == "*" or database in (chosen or [])
+
+    def replicated_databases(self) -> list[str]:
+        return [name for name in self.storage.names() if self._selected(name)]
+
+    async def _node_rows(self) -> list[dict]:
+        db = self.storage.get(SYSTEM)
+        docs = await db.read(query.search, NODES, None)
+        return [jsonx.loads(d) for d in docs]
+
+    async def reconcile(self) -> None:
+        """Make peers and links match routes and hdb_nodes (idempotent)."""
+        rows = await self._node_rows()
+        wanted: dict[str, Peer] = {}
+        for entry in self.routes:
+            try:
+                peer = route_peer(entry, self.dialing)
+            except ValueError as exc:
+                log.warning("ignoring route %r: %s", entry, exc)
+                continue
+            wanted[normalize_url(peer.url)] = peer
+        for row in rows:
+            self._row_peer(row, wanted)
+        for key in list(self.peers):
+            if key not in wanted:
+                await self._stop_peer(self.peers.pop(key))
+        for key, peer in wanted.items():
+            current = self.peers.setdefault(key, peer)
+            if current is not peer:
+                self._refresh_peer(current, peer)
+            self._ensure_links(current)
+        self._allowed = self._allowed_ips()
+
+    def _row_peer(self, row: dict, wanted: dict[str, Peer]) -> None:
+        name, url = row.get("name"), row.get("url")
+        if (
+            not name
+            or name == self.node
+            or not url
+            or normalize_url(url) == normalize_url(self.url)
+        ):
+            return
+        key = normalize_url(url)
+        peer = wanted.get(key) or Peer(url)
+        peer.name, peer.row = name, row
+        peer.authorization = self.retained.get(key)
+        peer.subscriptions = row.get("subscriptions") or None
+        if row.get("start_time"):
+            from agent.replication.peers import start_version
+
+            peer.start_version = start_version(row["start_time"])
+        wanted[key] = peer
+
+    def _refresh_peer(self, current: Peer, fresh: Peer) -> None:
+        if fresh.name:
+            current.name = fresh.name
+        current.authorization = fresh.authorization
+        if fresh.row is not None:
+            current.row = fresh.row
+            current.subscriptions = fresh.subscriptions
+            current.start_version = fresh.start_version or current.start_version
+
+    def _ensure_links(self, peer: Peer) -> None:
+        for database in self.replicated_databases():
+            if database not in peer.links and peer.wants_database(database):
+                link = SubscriberLink(self, peer, database)
+                peer.links[database] = link
+                link.start()
+
+    async def _stop_peer(self, peer: Peer) -> None:
+        for link in list(peer.links.values()):
+            await link.stop()
+        peer.links.clear()
+        for session in list(self.publishers):
+            if session.machine.peer == peer.name:
+                await session.conn.close(1000, "node removed")
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("replication reconcile failed")
+
+    def _allowed_ips(self) -> set[str]:
+        ips: set[str] = set()
+        for peer in self.peers.values():
+            ips |= resolve(peer.host)
+        return ips
+
+    def allowed_ips(self) -> set[str]:
+        return self._allowed
+
+    # --- link callbacks ---------------------------------------------------------------
+
+    async def welcomed(self, link: SubscriberLink, welcome) -> None:
+        """Learn a peer's name; on `system`, create the databases it has that we replicate."""
+        peer = link.peer
+        if peer.name is None:
+            peer.name = welcome.node
+            await self._remember_route_node(peer)
+        if link.database == SYSTEM:
+            for name in welcome.databases:
+                if self._selected(name) and not self.storage.exists(name):
+                    await self.storage.create(name, exists_ok=True)
+                    self._tail(name)
+            self._ensure_links(peer)
+
+    async def _remember_route_node(self, peer: Peer) -> None:
+        rows = {r.get("name") for r in await self._node_rows()}
+        if peer.name not in rows:
+            await self.write_nodes([{"name": peer.name, "url": peer.url, "replicates": True}])
+
+    async def write_nodes(self, rows: list[dict], kind: str = "upsert") -> None:
+        db = self.storage.get(SYSTEM)
+        op = (
+            WriteOp(kind, NODES, records=rows)
+            if kind != "delete"
+            else WriteOp(kind, NODES, ids=rows)
+        )
+        await db.write(LocalTransaction([op], self.storage.clock, self.node))
+
+    async def copy_plan(self, link, synced, copy_state, cursors) -> dict | None | str:
+        """Decide whether this link copies first; 'wait' while another link copies."""
+        others = [o for o in cursors if o != self.node]
+        if synced or others:
+            return None
+        holder = self._syncing.get(link.database)
+        if holder is not None and holder is not link:
+            return "wait"
+        self._syncing[link.database] = link
+        if copy_state and copy_state.get("frontier"):
+            return {"mode": "resume", **copy_state}
+        return {"mode": "full"}
+
+    async def wait_synced(self, database: str, timeout: float) -> None:
+        event = self._synced_events.setdefault(database, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def copy_finished(self, link: SubscriberLink) -> None:
+        if self._syncing.get(link.database) is link:
+            del self._syncing[link.database]
+        self._synced_events.setdefault(link.database, asyncio.Event()).set()
+
+    def link_changed(self, link: SubscriberLink) -> None:
+        """A link connected or dropped: release a copy it held and re-plan relays."""
+        if not link.state.connected and self._syncing.get(link.database) is link:
+            del self._syncing[link.database]
+            self._synced_events.setdefault(link.database, asyncio.Event()).set()
+            self._synced_events[link.database] = asyncio.Event()
+        if self.config.get("replication.failOver"):
+            self._replan(link.database)
+
+    def _connected(self, database: str) -> list[str]:
+        return [
+            p.name
+            for p in self.peers.values()
+            if p.name and database in p.links and p.links[database].state.connected
+        ]
+
+    def origins_for(self, peer: str, database: str) -> set[str]:
+        """Return the origins to request from `peer` on `database` (itself plus relays)."""
+        if not self.config.get("replication.failOver"):
+            return {peer}
+        known = {p.name for p in self.peers.values() if p.name}
+        plan = assign_origins(self.node, known, self._connected(database))
+        return plan.get(peer, {peer})
+
+    def _replan(self, database: str) -> None:
+        for peer in self.peers.values():
+            link = peer.links.get(database)
+            if link is None or not link.streaming:
+                continue
+            if self.origins_for(peer.name, database) != link.subscribed_origins:
+                link.resubscribe()
+
+    async def save_routes(self) -> None:
+        """Persist replication.routes to the config file (cluster_set/delete_routes)."""
+        from agent.config import update_config_file
+
+        await asyncio.to_thread(
+            update_config_file, self.config.config_path, "replication.routes", list(self.routes)
+        )
+
+    # --- operations from peers ----------------------------------------------------------
+
+    async def peer_operation(self, body: dict, identity) -> dict:
+        from agent.replication.membership import handle_peer_operation
+
+        return await handle_peer_operation(self, body, identity)

@@ -1,0 +1,104 @@
+"""cluster_status: HarperDB's shape, plus lag, records behind, copy progress and clock offset."""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+
+from agent.core.clock import version_ms
+
+
+def _date(seconds: float | None) -> str | None:
+    return formatdate(seconds, usegmt=True) if seconds else None
+
+
+def _copy(stats, now: float) -> dict | None:
+    if stats.copy_started_at is None:
+        return None
+    done, total = stats.copy_done, stats.copy_total
+    elapsed = max(1e-3, (stats.copy_finished_at or now) - stats.copy_started_at)
+    rate = done / elapsed
+    remaining = max(0, total - done)
+    return {
+        "state": "done" if stats.copy_finished_at else "copying",
+        "reason": stats.copy_reason,
+        "copied": done,
+        "total": total,
+        "percent": round(100.0 * done / total, 1) if total else 100.0,
+        "records_per_second": round(rate, 1),
+        "eta_seconds": 0.0
+        if stats.copy_finished_at
+        else (round(remaining / rate, 1) if rate > 0 else None),
+    }
+
+
+def socket_status(link, session, now: float) -> dict:
+    """Describe one (peer, database) pair from both directions of its links."""
+    machine = link.machine if link else None
+    stats = machine.stats if machine else None
+    streaming = bool(link and link.state.connected)
+    copying = bool(stats and stats.copy_started_at and not stats.copy_finished_at)
+    out = {
+        "database": link.database,
+        "connected": streaming,
+        "latency": round(stats.latency_ms, 3) if stats and stats.latency_ms is not None else None,
+        "thread_id": 0,
+        "nodes": sorted(link.subscribed_origins) if link else [],
+        "lastCommitConfirmed": _date(session.acked_at) if session else None,
+        "lastReceivedRemoteTime": _date(stats.last_origin_at) if stats else None,
+        "lastReceivedLocalTime": _date(stats.last_data_at) if stats else None,
+        "lastReceivedVersion": float(version_ms(stats.last_version))
+        if stats and stats.last_version
+        else None,
+        "sendingMessage": _date(version_ms(session.sending) / 1000.0)
+        if session and session.sending
+        else None,
+        "backPressurePercent": session.machine.backpressure() if session else 0.0,
+        "lastReceivedStatus": "Copying"
+        if copying
+        else ("Receiving" if stats and stats.pending else "Waiting"),
+        "recordsBehind": stats.pending if stats else None,
+        "lagSeconds": round(machine.lag_seconds(now), 3) if machine else None,
+        "clockOffsetMs": round(stats.clock_offset_ms, 3)
+        if stats and stats.clock_offset_ms is not None
+        else None,
+        "recordsReceived": stats.records if stats else 0,
+        "copy": _copy(stats, now) if stats else None,
+    }
+    if link and link.state.last_error:
+        out["lastConnectionError"] = {
+            "reason": link.state.last_error,
+            "time": _date(link.state.last_error_at),
+        }
+    return out
+
+
+def _public_row(peer) -> dict:
+    row = dict(peer.row or {"name": peer.name, "url": peer.url})
+    for secret in ("authorization", "ca", "__createdtime__", "__updatedtime__"):
+        row.pop(secret, None)
+    row.setdefault("name", peer.name or peer.url)
+    row.setdefault("url", peer.url)
+    row.setdefault("replicates", True)
+    return row
+
+
+def cluster_status(replicator) -> dict:
+    """Assemble the cluster_status answer."""
+    now = time.time()
+    sessions = {(s.machine.peer, s.machine.database): s for s in replicator.publishers}
+    connections = []
+    for peer in sorted(replicator.peers.values(), key=lambda p: p.key):
+        row = _public_row(peer)
+        row["database_sockets"] = [
+            socket_status(link, sessions.get((peer.name, db)), now)
+            for db, link in sorted(peer.links.items())
+        ]
+        connections.append(row)
+    return {
+        "type": "cluster-status",
+        "node_name": replicator.node,
+        "url": replicator.url,
+        "is_enabled": True,
+        "connections": connections,
+    }
