@@ -36,8 +36,12 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-             what: str = "condition") -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
     """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -49,7 +53,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         except Exception as exc:  # conditions may fail while a node starts
             last_error = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what} (last error: {last_error})"
+    )
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -64,8 +70,14 @@ def _merge(base: dict, extra: dict) -> dict:
 class Agent:
     """One harper-agent process on its own loopback address."""
 
-    def __init__(self, root: Path, host: str | None = None, config: dict | None = None,
-                 env: dict | None = None, password: str = PASSWORD) -> None:
+    def __init__(
+        self,
+        root: Path,
+        host: str | None = None,
+        config: dict | None = None,
+        env: dict | None = None,
+        password: str = PASSWORD,
+    ) -> None:
         self.root = Path(root)
         self.host = host or next_host()
         self.port = free_port(self.host)
@@ -90,12 +102,19 @@ class Agent:
 
     def start(self, wait: bool = True, timeout: float = 15.0) -> Agent:
         self.write_config()
-        env = {**os.environ, "HDB_ADMIN_USERNAME": "admin", "HDB_ADMIN_PASSWORD": self.password,
-               **self.extra_env}
+        env = {
+            **os.environ,
+            "HDB_ADMIN_USERNAME": "admin",
+            "HDB_ADMIN_PASSWORD": self.password,
+            **self.extra_env,
+        }
         out = open(self.root / "agent.out", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent", "run", "--root", str(self.root)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         out.close()
         if wait:
@@ -114,16 +133,25 @@ class Agent:
         path = self.root / "agent.out"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
-    def request(self, body: Any, auth: tuple[str, str] | None | str = "default",
-                timeout: float = 30.0, headers: dict | None = None) -> tuple[int, Any]:
+    def request(
+        self,
+        body: Any,
+        auth: tuple[str, str] | None | str = "default",
+        timeout: float = 30.0,
+        headers: dict | None = None,
+    ) -> tuple[int, Any]:
         """POST an operation; return (status, decoded JSON body)."""
         if auth == "default":
             auth = ("admin", self.password)
         data = body if isinstance(body, (bytes, str)) else None
-        resp = self.session.post(self.url + "/", json=None if data is not None else body,
-                                 data=data, auth=auth, timeout=timeout,
-                                 headers=headers or ({"Content-Type": "application/json"}
-                                                     if data is not None else None))
+        resp = self.session.post(
+            self.url + "/",
+            json=None if data is not None else body,
+            data=data,
+            auth=auth,
+            timeout=timeout,
+            headers=headers or ({"Content-Type": "application/json"} if data is not None else None),
+        )
         return resp.status_code, resp.json()
 
     def op(self, body: dict, **kwargs: Any) -> Any:
@@ -155,3 +183,92 @@ class Agent:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         return 0
+
+
+FAST_REPLICATION = {
+    "replication": {
+        "pingInterval": "300ms",
+        "pingTimeout": "2s",
+        "stallTimeout": "2s",
+        "retryInterval": "100ms",
+    }
+}
+
+
+class Cluster:
+    """Several agents on their own loopback addresses, joined with add_node."""
+
+    def __init__(self, tmp_path: Path, size: int, config: dict | None = None) -> None:
+        self.tmp_path = tmp_path
+        base = _merge(_merge({}, FAST_REPLICATION), config or {})
+        self.nodes = [Agent(tmp_path / f"n{i}", config=_merge({}, base)) for i in range(size)]
+
+    def __getitem__(self, index: int) -> Agent:
+        return self.nodes[index]
+
+    def __iter__(self):
+        return iter(self.nodes)
+
+    def start(self) -> Cluster:
+        for node in self.nodes:
+            node.start(wait=False)
+        for node in self.nodes:
+            node.wait_ready()
+        return self
+
+    def join(self, via: int = 0) -> Cluster:
+        """Join every other node to node `via` with add_node (gossip does the rest)."""
+        hub = self.nodes[via]
+        for node in self.nodes:
+            if node is not hub:
+                node.op(
+                    {
+                        "operation": "add_node",
+                        "url": f"ws://{hub.host}:{hub.port}",
+                        "authorization": {"username": "admin", "password": hub.password},
+                    }
+                )
+        self.wait_connected()
+        return self
+
+    def wait_connected(self, timeout: float = 20.0) -> None:
+        """Wait until every node streams every database from every other node."""
+        size = len(self.nodes)
+
+        def meshed() -> bool:
+            for node in self.nodes:
+                status = node.op({"operation": "cluster_status"})
+                live = [
+                    c
+                    for c in status["connections"]
+                    if c["database_sockets"] and all(s["connected"] for s in c["database_sockets"])
+                ]
+                if len(live) < size - 1:
+                    return False
+            return True
+
+        wait_for(meshed, timeout, 0.1, "a full mesh")
+
+    def kill_all(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+def search_ids(node: Agent, database: str, table: str, ids: list) -> list:
+    status, body = node.request(
+        {
+            "operation": "search_by_id",
+            "database": database,
+            "table": table,
+            "ids": ids,
+            "get_attributes": ["*"],
+        }
+    )
+    return body if status == 200 else []
+
+
+def count(node: Agent, database: str, table: str) -> int:
+    status, body = node.request(
+        {"operation": "sql", "sql": f"SELECT COUNT(*) AS n FROM {database}.{table}"}
+    )
+    return body[0]["n"] if status == 200 else -1
