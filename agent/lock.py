@@ -28,7 +28,8 @@ class RootLock:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise Conflict(
-                f"another harper-agent (pid {holder}) is running on {self.path.parent}"
+                f"another harper-agent (pid {holder}) is running on {self.path.parent}: "
+                f"it holds the lock {self.path}"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

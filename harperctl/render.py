@@ -8,12 +8,14 @@ database are wrapped in `Text`, never parsed as rich markup.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from rich.console import Console  # re-exported for type hints elsewhere
+from rich.console import Console, Group  # Console is re-exported for type hints elsewhere
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -281,3 +283,343 @@ def progress_bar(
     with Progress(*columns, console=console or Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+# --- cluster: nodes, cluster_status, routes -------------------------------------------------
+
+_STATE_STYLES = {"connected": "green", "disconnected": "red", "copying": "yellow"}
+_SUBSCRIPTION_MODES = {(True, True): "both", (True, False): "sub", (False, True): "pub"}
+SHORT_ERROR = 48
+
+
+def print_nodes(console: Console, nodes: Any) -> None:
+    """Print system.hdb_nodes rows: name, url, replicates, subscriptions, shard."""
+    rows = [node for node in nodes if isinstance(node, dict)] if isinstance(nodes, list) else []
+    if not rows:
+        print_text(console, "no nodes")
+        return
+    table = Table(caption=_count(len(rows), "node"))
+    for name in ("name", "url", "replicates", "subscriptions", "shard"):
+        table.add_column(name, overflow="fold", justify="right" if name == "shard" else "left")
+    for node in sorted(rows, key=lambda row: str(row.get("name", ""))):
+        shard = node.get("shard")
+        table.add_row(
+            Text(str(node.get("name", ""))),
+            Text(str(node.get("url") or "")),
+            Text(replicates_summary(node.get("replicates"))),
+            Text(subscriptions_summary(node.get("subscriptions"))),
+            Text("" if shard is None else str(shard)),
+        )
+    console.print(table)
+
+
+def replicates_summary(replicates: Any) -> str:
+    """Return `replicates` as text: yes/no, or the directions of a directional object."""
+    if replicates is None:
+        return ""
+    if isinstance(replicates, bool):
+        return "yes" if replicates else "no"
+    if not isinstance(replicates, dict):
+        return json.dumps(replicates)
+    parts = []
+    for key, value in replicates.items():
+        if isinstance(value, list):
+            targets = [_route_target(item) for item in value]
+            parts.append(f"{key}: {', '.join(targets) or '-'}")
+        elif value:
+            parts.append(str(key) if value is True else f"{key}: {value}")
+    return "; ".join(parts)
+
+
+def _route_target(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    target = item.get("target") or item.get("node") or item.get("name") or ""
+    database = item.get("database")
+    return f"{target}/{database}" if target and database else str(target or database or item)
+
+
+def subscriptions_summary(subscriptions: Any) -> str:
+    """Return subscriptions as `DB[.TABLE]:sub|pub|both` items, the syntax add-node takes."""
+    if not subscriptions:
+        return ""
+    if not isinstance(subscriptions, list):
+        return json.dumps(subscriptions)
+    items = []
+    for sub in subscriptions:
+        if not isinstance(sub, dict):
+            items.append(str(sub))
+            continue
+        where = str(sub.get("database") or sub.get("schema") or "")
+        if sub.get("table"):
+            where += f".{sub['table']}"
+        mode = (bool(sub.get("subscribe", True)), bool(sub.get("publish", True)))
+        items.append(f"{where}:{_SUBSCRIPTION_MODES.get(mode, 'none')}")
+    return ", ".join(items)
+
+
+def print_cluster_status(console: Console, status: Any, now: float | None = None) -> None:
+    """Print a cluster_status answer: a header line, then one table per peer connection.
+
+    `now` (epoch seconds, default the current time) is what "last received" is relative to.
+    """
+    console.print(cluster_status_view(status, now))
+
+
+def cluster_status_view(status: Any, now: float | None = None, note: str | None = None) -> Group:
+    """Return what print_cluster_status prints, with an optional note line at the end."""
+    if not isinstance(status, dict):
+        return Group(Text(json.dumps(status, indent=2, ensure_ascii=False)))
+    now = datetime.now(timezone.utc).timestamp() if now is None else now
+    header = Text.assemble(("node ", "bold"), str(status.get("node_name") or "?"))
+    if status.get("url"):
+        header.append_text(Text.assemble("  ", ("url ", "bold"), str(status["url"])))
+    if status.get("shard") is not None:
+        header.append_text(Text.assemble("  ", ("shard ", "bold"), str(status["shard"])))
+    parts: list[Any] = [header]
+    connections = [c for c in status.get("connections") or [] if isinstance(c, dict)]
+    if not connections:
+        parts.append(Text("no peer connections"))
+    for connection in connections:
+        parts.append(connection_table(connection, now))
+    if note:
+        parts.append(Text(note, style="dim"))
+    return Group(*parts)
+
+
+def connection_table(connection: Mapping[str, Any], now: float) -> Table:
+    """Return the table of one peer connection: one row per database socket."""
+    url = str(connection.get("url") or "")
+    title = Text.assemble(("peer ", "bold"), str(connection.get("name") or url or "?"))
+    if url and url != connection.get("name"):
+        title.append(f"  {url}")
+    if connection.get("replicates") is False:
+        title.append("  (not replicating)")
+    sockets = [s for s in connection.get("database_sockets") or [] if isinstance(s, dict)]
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=None if sockets else "no database sockets",
+        caption_justify="left",
+    )
+    columns = (
+        "database",
+        "state",
+        "latency ms",
+        "lag",
+        "behind",
+        "copy",
+        "clock offset ms",
+        "last received",
+        "last error",
+    )
+    numeric = ("latency ms", "lag", "behind", "clock offset ms")
+    for name in columns:
+        table.add_column(
+            name,
+            justify="right" if name in numeric else "left",
+            overflow="fold",
+            no_wrap=name in ("state", "copy"),
+        )
+    for socket in sockets:
+        table.add_row(*socket_cells(socket, now, url))
+    return table
+
+
+def socket_cells(socket: Mapping[str, Any], now: float, peer_url: str = "") -> list[Text]:
+    """Return the cells of one database socket in a connection table."""
+    state = socket_state(socket)
+    return [
+        Text(str(socket.get("database", ""))),
+        Text(state, style=_STATE_STYLES.get(state, "")),
+        Text(_milliseconds(socket.get("latency"))),
+        Text(_lag(socket.get("lagSeconds"))),
+        Text(_whole(socket.get("recordsBehind"))),
+        Text(copy_progress(socket.get("copy"))),
+        Text(_milliseconds(socket.get("clockOffsetMs"))),
+        Text(relative_time(socket.get("lastReceivedLocalTime"), now)),
+        Text(short_error(socket.get("lastConnectionError"), peer_url)),
+    ]
+
+
+def socket_state(socket: Mapping[str, Any]) -> str:
+    """Return connected, disconnected or copying (a base copy in progress) for a socket."""
+    copy = socket.get("copy")
+    copying = (isinstance(copy, dict) and copy.get("state") == "copying") or (
+        socket.get("lastReceivedStatus") == "Copying"
+    )
+    connected = socket.get("connected")
+    if connected is False:
+        return "disconnected"
+    if copying:
+        return "copying"
+    return "connected" if connected else "unknown"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _milliseconds(value: Any) -> str:
+    """Return milliseconds with 2 decimals below 10, 1 below 100, else none; "-" if unknown."""
+    if not _is_number(value):
+        return "-"
+    if abs(value) < 10:
+        return f"{value:.2f}"
+    return f"{value:.1f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def _whole(value: Any) -> str:
+    return f"{value:,.0f}" if _is_number(value) else "-"
+
+
+def _lag(seconds: Any) -> str:
+    """Return a lag in seconds as 0.0s / 12.5s / 3m05s / 2h04m; "-" when unknown."""
+    if not _is_number(seconds):
+        return "-"
+    return f"{seconds:.1f}s" if abs(seconds) < 60 else duration(seconds)
+
+
+def duration(seconds: float) -> str:
+    """Return a duration as 3s, 2m05s or 1h02m."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def copy_progress(copy: Any) -> str:
+    """Return a base copy's progress as "42% 4,200/10,000 eta 3s"; "-" without a copy."""
+    if not isinstance(copy, dict):
+        return "-"
+    copied, total = copy.get("copied"), copy.get("total")
+    percent = copy.get("percent")
+    if not _is_number(percent) and _is_number(copied) and _is_number(total):
+        percent = 100.0 * copied / total if total else 100.0
+    parts = [f"{percent:.0f}%"] if _is_number(percent) else []
+    if _is_number(copied):
+        parts.append(f"{copied:,.0f}/{total:,.0f}" if _is_number(total) else f"{copied:,.0f}")
+    if copy.get("state") == "copying":
+        eta = copy.get("eta_seconds")
+        parts.append(f"eta {duration(eta)}" if _is_number(eta) else "eta ?")
+    elif copy.get("state") and copy.get("state") != "done":
+        parts.append(str(copy["state"]))
+    return " ".join(parts) or "-"
+
+
+def parse_time(value: Any) -> float | None:
+    """Return a time (RFC 1123 or ISO-8601 string, or epoch ms) as epoch seconds, else None."""
+    if _is_number(value):
+        return float(value) / 1000.0
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def relative_time(value: Any, now: float) -> str:
+    """Return how long ago `value` was: 4s ago, 3m ago, 2h ago, 5d ago; "-" when unknown."""
+    if value in (None, ""):
+        return "-"
+    moment = parse_time(value)
+    if moment is None:
+        return str(value)
+    ago = max(0.0, now - moment)
+    if ago < 60:
+        return f"{int(ago)}s ago"
+    if ago < 3600:
+        return f"{int(ago // 60)}m ago"
+    if ago < 86400:
+        return f"{int(ago // 3600)}h ago"
+    return f"{int(ago // 86400)}d ago"
+
+
+def short_error(error: Any, peer_url: str = "") -> str:
+    """Return a connection error's reason, without the peer's URL, cut to SHORT_ERROR chars."""
+    if not error:
+        return ""
+    if isinstance(error, dict):
+        reason = error.get("reason") or error.get("message") or error.get("code") or ""
+        reason = reason if isinstance(reason, str) else json.dumps(reason)
+    else:
+        reason = str(error)
+    reason = " ".join(reason.split())
+    if peer_url and reason.startswith(peer_url):
+        reason = reason[len(peer_url) :].lstrip(" :")
+    if len(reason) > SHORT_ERROR:
+        reason = reason[: SHORT_ERROR - 1].rstrip() + "…"
+    return reason
+
+
+@contextlib.contextmanager
+def watch_cluster_status(
+    console: Console, footer: str | None = None
+) -> Iterator[Callable[[Any, float, str | None], None]]:
+    """Yield `show(status, now, note)`, redrawing in place on a terminal (rich.live.Live).
+
+    Off a terminal every call prints the status again, followed by a blank line.
+    """
+    if not console.is_terminal:
+
+        def show_again(status: Any, now: float, note: str | None = None) -> None:
+            console.print(cluster_status_view(status, now, note))
+            console.print()
+
+        yield show_again
+        return
+
+    def view(status: Any, now: float, note: str | None) -> Group:
+        lines = [note, footer]
+        return cluster_status_view(status, now, "\n".join(line for line in lines if line))
+
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        yield lambda status, now, note=None: live.update(view(status, now, note), refresh=True)
+
+
+def print_routes(console: Console, routes: Any) -> None:
+    """Print cluster_get_routes: one route per row (URL, or host:port, or JSON)."""
+    if not isinstance(routes, list):
+        print_message(console, routes)
+        return
+    if not routes:
+        print_text(console, "no routes")
+        return
+    table = Table(caption=_count(len(routes), "route"))
+    table.add_column("route", overflow="fold")
+    for route in routes:
+        table.add_row(Text(route_text(route)))
+    console.print(table)
+
+
+def route_text(route: Any) -> str:
+    """Return a route as text: a string as is, {hostname, port} as host:port, else JSON."""
+    if isinstance(route, str):
+        return route
+    if isinstance(route, dict) and set(route) <= {"hostname", "host", "port"}:
+        host = route.get("hostname") or route.get("host")
+        if host:
+            return f"{host}:{route['port']}" if route.get("port") is not None else str(host)
+    return json.dumps(route, ensure_ascii=False)
+
+
+def print_routes_change(console: Console, answer: Any) -> None:
+    """Print a cluster_set_routes / cluster_delete_routes answer: message, then the lists."""
+    if not isinstance(answer, dict):
+        print_message(console, answer)
+        return
+    if isinstance(answer.get("message"), str):
+        print_text(console, answer["message"])
+    for key in ("set", "deleted", "skipped"):
+        routes = answer.get(key)
+        if isinstance(routes, list) and routes:
+            print_text(console, f"{key}: " + ", ".join(route_text(route) for route in routes))

@@ -146,12 +146,22 @@ class OpsServer:
         self._stopping = True
         for site in list(self._runner.sites):
             await site.stop()
-        try:
-            await asyncio.wait_for(self._idle.wait(), SHUTDOWN_TIMEOUT)
-        except asyncio.TimeoutError:
-            log.warning("stopping with %d operations still running", self._in_flight)
+        await self._drain()
         await self._runner.cleanup()
         self._runner = None
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_TIMEOUT
+        while True:
+            try:
+                await asyncio.wait_for(self._idle.wait(), max(deadline - loop.time(), 0))
+            except asyncio.TimeoutError:
+                log.warning("stopping with %d operations still running", self._in_flight)
+                return
+            await asyncio.sleep(0)  # a request whose headers just arrived starts its handler
+            if self._idle.is_set():
+                return
 
     async def _health(self, request: web.Request) -> web.Response:
         services = self.services
@@ -187,18 +197,26 @@ class OpsServer:
         return ws
 
     async def _operation(self, request: web.Request) -> web.Response:
-        if self._stopping:
-            response = json_response({"error": "the node is shutting down; retry elsewhere"}, 503)
-            response.force_close()
-            return response
         self._in_flight += 1
         self._idle.clear()
         try:
+            if self._stopping:
+                return await self._refuse(request)
             return await self._run_operation(request)
         finally:
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
+
+    async def _refuse(self, request: web.Request) -> web.Response:
+        """Answer 503 while stopping, after reading the body: aiohttp would linger for it."""
+        try:
+            await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            pass
+        response = json_response({"error": "the node is shutting down; nothing was done"}, 503)
+        response.force_close()
+        return response
 
     async def _run_operation(self, request: web.Request) -> web.Response:
         try:

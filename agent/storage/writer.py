@@ -124,7 +124,10 @@ class Writer:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             for job, future in batch:
-                outcomes.append(self._run_job(job, future, staged, entries, hooks))
+                # A job whose caller gave up (a cancelled request) is not run; once running,
+                # it can no longer be cancelled, so setting its result below cannot fail.
+                if future.set_running_or_notify_cancel():
+                    outcomes.append(self._run_job(job, future, staged, entries, hooks))
             self._conn.execute("COMMIT")
         except Exception as exc:  # the transaction failed as a whole
             self._abort(batch, exc)
@@ -158,7 +161,10 @@ class Writer:
             pass
         error = exc if isinstance(exc, AgentError) else StorageError(f"commit failed: {exc}")
         for _job, future in batch:
-            future.set_exception(error)
+            if future.cancelled():  # nobody is waiting for it
+                continue
+            if future.running() or future.set_running_or_notify_cancel():
+                future.set_exception(error)
 
     def _finish(self, outcomes: list, entries: list[Committed], hooks: list) -> None:
         for hook in hooks:

@@ -92,7 +92,7 @@ def test_concurrent_writes_to_one_id_converge(trio):
         for t in threads:
             t.join()
 
-        def agreed():
+        def agreed(trial=trial):
             values = [search_ids(n, "dev", "dog", ["contested"]) for n in trio]
             seen = {v[0]["v"] for v in values if v}
             return len(seen) == 1 and all(values) and seen.pop().endswith(f"-{trial}")
