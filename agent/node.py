@@ -107,6 +107,22 @@ class Node:
         listeners = self._listeners()
         await self.server.start(*listeners[0], *listeners[1:])
         await self.replicator.start()
+        self._pruner = asyncio.create_task(self._prune_forever())
+
+    async def _prune_forever(self) -> None:
+        """Keep the log and tombstones within logging.auditRetention."""
+        retention = self.config.get("logging.auditRetention")
+        interval = max(0.5, min(60.0, retention / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                pruned = await self.storage.prune(retention)
+            except Exception:
+                log.exception("pruning failed")
+                continue
+            for name, (entries, tombstones) in pruned.items():
+                if entries or tombstones:
+                    log.info("pruned %s: %d log entries, %d tombstones", name, entries, tombstones)
 
     def _listeners(self) -> list[tuple]:
         out = []
@@ -134,6 +150,8 @@ class Node:
         return context
 
     async def stop(self) -> None:
+        if getattr(self, "_pruner", None) is not None:
+            self._pruner.cancel()
         if self.replicator is not None:
             await self.replicator.stop()
             self.replicator = None

@@ -13,13 +13,25 @@ from typing import Any
 import click
 
 from harperctl import __version__
-from harperctl.commands import data, db, describe, op, role, search, sql, table, token, user
+from harperctl.commands import (
+    cluster,
+    data,
+    db,
+    describe,
+    op,
+    role,
+    search,
+    sql,
+    table,
+    token,
+    user,
+)
 from harperctl.commands._context import AppContext
 from harperctl.commands._options import examples
 from harperctl.errors import EXIT_INTERRUPTED, EXIT_OK, HarperctlError
 from harperctl.profiles import DEFAULT_URL
 
-COMMAND_MODULES = (op, db, table, describe, data, search, sql, user, role, token)
+COMMAND_MODULES = (op, db, table, describe, data, search, sql, user, role, token, cluster)
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 EPILOG = (

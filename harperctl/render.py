@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group  # Console is re-exported for type hints elsewhere
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -289,7 +290,20 @@ def progress_bar(
 
 _STATE_STYLES = {"connected": "green", "disconnected": "red", "copying": "yellow"}
 _SUBSCRIPTION_MODES = {(True, True): "both", (True, False): "sub", (False, True): "pub"}
-SHORT_ERROR = 48
+SHORT_ERROR = 40
+STATUS_MIN_WIDTHS = {"copy": 10, "last error": 14}
+# (name, header, justify): the columns of a connection table; headers break to stay narrow
+STATUS_COLUMNS = (
+    ("database", "database", "left"),
+    ("state", "state", "left"),
+    ("latency ms", "latency\nms", "right"),
+    ("lag", "lag", "right"),
+    ("behind", "behind", "right"),
+    ("copy", "copy", "left"),
+    ("clock offset ms", "clock\noffset ms", "right"),
+    ("last received", "last\nreceived", "left"),
+    ("last error", "last error", "left"),
+)
 
 
 def print_nodes(console: Console, nodes: Any) -> None:
@@ -380,14 +394,15 @@ def cluster_status_view(status: Any, now: float | None = None, note: str | None 
     connections = [c for c in status.get("connections") or [] if isinstance(c, dict)]
     if not connections:
         parts.append(Text("no peer connections"))
-    for connection in connections:
+    for index, connection in enumerate(connections):
+        parts.extend([Text("")] if index else [])
         parts.append(connection_table(connection, now))
     if note:
         parts.append(Text(note, style="dim"))
     return Group(*parts)
 
 
-def connection_table(connection: Mapping[str, Any], now: float) -> Table:
+def connection_table(connection: Mapping[str, Any], now: float) -> Table | Group:
     """Return the table of one peer connection: one row per database socket."""
     url = str(connection.get("url") or "")
     title = Text.assemble(("peer ", "bold"), str(connection.get("name") or url or "?"))
@@ -396,30 +411,22 @@ def connection_table(connection: Mapping[str, Any], now: float) -> Table:
     if connection.get("replicates") is False:
         title.append("  (not replicating)")
     sockets = [s for s in connection.get("database_sockets") or [] if isinstance(s, dict)]
+    if not sockets:
+        return Group(title, Text("no database sockets", style="dim"))
     table = Table(
         title=title,
         title_justify="left",
-        caption=None if sockets else "no database sockets",
-        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
     )
-    columns = (
-        "database",
-        "state",
-        "latency ms",
-        "lag",
-        "behind",
-        "copy",
-        "clock offset ms",
-        "last received",
-        "last error",
-    )
-    numeric = ("latency ms", "lag", "behind", "clock offset ms")
-    for name in columns:
+    for name, header, justify in STATUS_COLUMNS:
         table.add_column(
-            name,
-            justify="right" if name in numeric else "left",
+            header,
+            justify=justify,  # type: ignore[arg-type]
             overflow="fold",
-            no_wrap=name in ("state", "copy"),
+            no_wrap=name not in ("database", "copy", "last error"),
+            min_width=STATUS_MIN_WIDTHS.get(name),
         )
     for socket in sockets:
         table.add_row(*socket_cells(socket, now, url))

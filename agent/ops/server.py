@@ -125,9 +125,7 @@ class OpsServer:
         self, host: str, port: int, tls: ssl.SSLContext | None = None, *more: tuple
     ) -> None:
         """Bind and serve; `more` holds extra (host, port, ssl) listeners."""
-        self._runner = web.AppRunner(
-            self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
-        )
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         for h, p, context in ((host, port, tls), *more):
             site = web.TCPSite(self._runner, h, p, ssl_context=context, reuse_address=True)

@@ -221,7 +221,7 @@ class SubscriberLink:
         elif kind == "copy_start":
             self.state.extra["copy"] = {"mode": "resume", "frontier": msg.frontier}
         elif kind == "copy_end":
-            job = CopyComplete(self.machine.peer, msg.frontier)
+            job = CopyComplete(self.machine.peer, msg.frontier, rep.node)
             await pending.put((asyncio.ensure_future(db.write(job)), 0, 0))
             await pending.join()
             rep.copy_finished(self)

@@ -128,8 +128,11 @@ class PublisherSession:
                         plan.sent[origin] = version
             self.position = await self.db.read(txlog.start_seq, plan.sent, plan.origins)
             await self._stream_log()
-        except (LinkClosed, asyncio.CancelledError):
+        except asyncio.CancelledError:
             raise
+        except LinkClosed as exc:
+            log.info("publisher stream to %s ended: %s", self.machine.peer, exc)
+            await self.conn.close(1000, str(exc))
         except Exception:
             log.exception("publisher stream to %s failed", self.machine.peer)
             await self.conn.close(1011, "publisher failed")
@@ -168,12 +171,33 @@ class PublisherSession:
             entries = tail.after(self.position)
             if entries is None:
                 entries = await self.db.read(txlog.read_after, self.position, 512, 8 << 20)
+                await self._check_gap(entries, tail)
             if not entries:
                 self.sending = None
                 await tail.wait(PROGRESS_EVERY)
                 continue
             for entry in entries:
                 await self._offer(entry)
+
+    async def _check_gap(self, entries: list, tail: LogTail) -> None:
+        """Handle entries pruned while this stream was behind them.
+
+        Pruning raised the floors of the origins it removed. If an origin this subscriber
+        wants was pruned past what it was sent, the log cannot serve it any more: end the
+        link so the next Subscribe is planned as a merge. Otherwise skip the gap.
+        """
+        first = entries[0].seq if entries else None
+        if first is not None and first == self.position + 1:
+            return
+        if first is None and tail.head <= self.position:
+            return
+        floors = await self.db.read(txlog.floors)
+        plan = self.machine.plan
+        if any(plan.sent.get(o, 0) < floors.get(o, 0) for o in plan.origins):
+            raise LinkClosed("log pruned past this subscriber's cursor; a merge is needed")
+        if first is None:  # all pruned from disk: resume from what memory still holds
+            first = tail.entries[0].seq if tail.entries else tail.head + 1
+        self.position = max(self.position, first - 1)
 
     async def _offer(self, entry) -> None:
         self.position = entry.seq

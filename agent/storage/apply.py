@@ -173,13 +173,14 @@ class CopyComplete:
 
     records = 1
 
-    def __init__(self, peer: str, frontier: dict[str, int]) -> None:
-        self.peer, self.frontier = peer, frontier
+    def __init__(self, peer: str, frontier: dict[str, int], me: str) -> None:
+        self.peer, self.frontier, self.me = peer, frontier, me
 
     def run(self, ctx: JobContext) -> None:
         for origin, version in self.frontier.items():
             txlog.advance_cursor(ctx.conn, origin, version)
-            txlog.raise_floor(ctx.conn, origin, version)
+            if origin != self.me:  # our own log stays complete for our own writes
+                txlog.raise_floor(ctx.conn, origin, version)
         ctx.conn.execute("DELETE FROM _meta WHERE key = ?", (COPY_STATE + self.peer,))
         save_meta(ctx.conn, SYNCED, self.peer)
 

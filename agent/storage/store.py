@@ -118,6 +118,17 @@ class Storage:
             except FileNotFoundError:
                 pass
 
+    async def prune(self, retention_seconds: float) -> dict[str, tuple[int, int]]:
+        """Prune every database's log and tombstones past retention; return what went."""
+        from agent.storage.writes import Prune
+
+        before = self.clock.now_ms() - retention_seconds * 1000.0
+        out = {}
+        for name in self.names():
+            if self.exists(name):
+                out[name] = await self.get(name).write(Prune(before))
+        return out
+
     def close(self) -> None:
         """Finish every queued write, then close readers."""
         for db in list(self._databases.values()):

@@ -278,3 +278,22 @@ class CreateAttribute:
             txlog.advance_cursor(ctx.conn, self.origin, version)
             write = Write(info.name, ATTRIBUTE, self.attr.name, _attr_value(self.attr))
             log_entry(ctx, version, self.origin, self.clock.now_ms(), [write])
+
+
+class Prune:
+    """Drop log entries and tombstones older than the retention window."""
+
+    records = 1
+
+    def __init__(self, before_ms: float) -> None:
+        self.before_ms = before_ms
+
+    def run(self, ctx: JobContext) -> tuple[int, int]:
+        from agent.core.clock import version_for_time
+
+        entries = txlog.prune(ctx.conn, self.before_ms)
+        below = version_for_time(self.before_ms)
+        tombstones = sum(
+            rows.prune_tombstones(ctx.conn, name, below) for name in ctx.catalog.live.names()
+        )
+        return entries, tombstones

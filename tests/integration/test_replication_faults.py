@@ -339,3 +339,47 @@ def test_cut_link_forces_relay_and_the_data_still_arrives(tmp_path):
         assert count(c, "dev", "dog") == count(a, "dev", "dog")
     finally:
         cluster.kill_all()
+
+
+@needs_iptables
+def test_beyond_retention_merge_keeps_rows_only_the_receiver_has(tmp_path):
+    short = {"logging": {"auditRetention": "2s"}}
+    cluster = Cluster(tmp_path, 2, config=short).start()
+    try:
+        a, b = cluster
+        _make_table(a)
+        cluster.join()
+        _insert(a, "dog", ["before"])
+        wait_for(lambda: search_ids(b, "dev", "dog", ["before"]), 10)
+        with Partition(a.host, b.host):
+            _insert(a, "dog", [f"during-{i}" for i in range(50)])
+            _insert(b, "dog", ["only-on-b"])
+            wait_for(lambda: pruned_past(a), 15, 0.2, what="a's log pruned")
+            # a delete younger than retention: its tombstone must win in the merge
+            a.op({"operation": "delete", "database": "dev", "table": "dog", "ids": ["before"]})
+        for node in (a, b):
+            wait_for(
+                lambda node=node: count(node, "dev", "dog") == 51, 30, what="both nodes merged"
+            )
+            assert search_ids(node, "dev", "dog", ["only-on-b"])
+            assert not search_ids(node, "dev", "dog", ["before"])
+        status = b.op({"operation": "cluster_status"})
+        dev = [
+            s
+            for c in status["connections"]
+            for s in c["database_sockets"]
+            if s["database"] == "dev"
+        ][0]
+        assert dev["copy"] and dev["copy"]["reason"] == "merge"
+    finally:
+        cluster.kill_all()
+
+
+def pruned_past(agent):
+    import sqlite3
+
+    conn = sqlite3.connect(agent.root / "database" / "dev.sqlite")
+    try:
+        return conn.execute("SELECT count(*) FROM _floors").fetchone()[0] > 0
+    finally:
+        conn.close()

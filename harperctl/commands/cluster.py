@@ -1,0 +1,415 @@
+"""Cluster commands: add-node, set-node, update-node, remove-node, nodes, status, routes.
+
+`now` and `sleep` are the clock seam `status --watch` uses; tests replace them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from harperctl import render, terminal
+from harperctl.commands._context import AppContext, pass_app, prompt_secret, warn
+from harperctl.commands._options import examples, yes_option
+from harperctl.errors import ConnectionFailed, UsageError
+
+now: Callable[[], float] = time.time
+sleep: Callable[[float], None] = time.sleep
+
+DEFAULT_INTERVAL = 2.0
+SUBSCRIPTION_MODES = {"both": (True, True), "sub": (True, False), "pub": (False, True)}
+
+
+class SubscriptionType(click.ParamType):
+    """Parse DB[.TABLE][:sub|:pub|:both] into an add_node subscription."""
+
+    name = "DB[.TABLE][:MODE]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: Any) -> dict[str, Any]:
+        """Return {database, table?, subscribe, publish}, or fail with a usage error."""
+        if isinstance(value, dict):
+            return value
+        where, colon, mode = str(value).rpartition(":")
+        if not colon:
+            where, mode = str(value), "both"
+        if mode not in SUBSCRIPTION_MODES:
+            self.fail(f"expected DB[.TABLE][:sub|:pub|:both], got {value!r}", param, ctx)
+        database, _, table = where.partition(".")
+        if not database:
+            self.fail(f"expected DB[.TABLE][:sub|:pub|:both], got {value!r}", param, ctx)
+        subscribe, publish = SUBSCRIPTION_MODES[mode]
+        subscription: dict[str, Any] = {"database": database}
+        if table:
+            subscription["table"] = table
+        subscription.update(subscribe=subscribe, publish=publish)
+        return subscription
+
+
+SUBSCRIPTION = SubscriptionType()
+
+
+def looks_like_url(text: str) -> bool:
+    """Return True when `text` names a URL (ws://, wss://, ...) rather than a host."""
+    return "://" in text
+
+
+def target_fields(host_or_url: str, url: str | None) -> dict[str, str]:
+    """Return the hostname / url fields naming the node."""
+    if looks_like_url(host_or_url):
+        if url is not None:
+            raise UsageError(f"{host_or_url!r} is already a URL; do not also give --url")
+        return {"url": host_or_url}
+    return {"hostname": host_or_url, **({"url": url} if url is not None else {})}
+
+
+def peer_authorization(
+    app: AppContext, user: str | None, password: str | None, header: str | None
+) -> Any:
+    """Return the `authorization` to send to the peer, or None to send none.
+
+    --peer-auth is sent as is; --user-peer with --password-peer (asked for on a terminal)
+    as {username, password}; with neither, this run's own --user and --password.
+    """
+    if header is not None and (user is not None or password is not None):
+        raise UsageError("give --peer-auth or --user-peer/--password-peer, not both")
+    if header is not None:
+        return header
+    if password is not None and user is None:
+        raise UsageError("--password-peer needs --user-peer")
+    if user is None:
+        settings = app.settings
+        if settings.user is None or settings.token:
+            return None
+        return {"username": settings.user, "password": settings.password or ""}
+    if password is None:
+        if not terminal.stdin_is_terminal():
+            raise UsageError(f"no password for peer user {user!r}: give --password-peer")
+        password = prompt_secret(f"Password for {user} on the peer")
+    return {"username": user, "password": password}
+
+
+def start_time_value(text: str | None) -> Any:
+    """Return --start-time as sent: digits as epoch milliseconds, anything else as given."""
+    if text is None:
+        return None
+    return int(text) if text.strip().isdigit() else text
+
+
+def node_body(operation: str, host_or_url: str, options: dict[str, Any], app: AppContext) -> dict:
+    """Return the add_node / set_node / update_node body for the command's options."""
+    body: dict[str, Any] = {"operation": operation, **target_fields(host_or_url, options["url"])}
+    authorization = peer_authorization(
+        app, options["user_peer"], options["password_peer"], options["peer_auth"]
+    )
+    if authorization is not None:
+        body["authorization"] = authorization
+    body["verify_tls"] = options["verify_tls"]
+    start_time = start_time_value(options["start_time"])
+    if start_time is not None:
+        body["start_time"] = start_time
+    if options["subscriptions"]:
+        body["subscriptions"] = list(options["subscriptions"])
+    if options["retain_authorization"]:
+        body["retain_authorization"] = True
+    return body
+
+
+NODE_HELP = """{summary}
+
+\b
+HOST_OR_URL is the peer's host name (this node picks the scheme and port) or
+its replication URL (ws://host:9925, wss://host:9933).
+
+The peer is told about this node over a replication connection, which needs credentials
+the peer accepts. Without --user-peer or --peer-auth, harperctl sends this run's own
+credentials (--user and --password, given before or after the command): the same admin
+authenticates to this node and is sent on to the peer for the join. With only a --token,
+no credentials are sent (the peer must trust this node's certificate).
+
+\b
+--subscription (repeatable; discouraged, the default replicates everything):
+  DB            subscribe and publish every table of DB
+  DB.TABLE:sub  only receive TABLE from the peer
+  DB.TABLE:pub  only send TABLE to the peer
+  DB:both       both directions (the default)
+"""
+
+
+def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the options add-node, set-node and update-node share."""
+    decorators = [
+        click.argument("host_or_url", metavar="HOST_OR_URL"),
+        click.option("--url", metavar="URL", help="The peer's replication URL, with a HOST."),
+        click.option(
+            "--user",
+            "-u",
+            metavar="NAME",
+            help="Same as the global --user (this node's user, also sent to the peer).",
+        ),
+        click.option("--password", "-p", metavar="PASSWORD", help="Same as the global --password."),
+        click.option("--user-peer", metavar="NAME", help="User to authenticate to the peer."),
+        click.option(
+            "--password-peer",
+            metavar="PASSWORD",
+            help="Password of --user-peer; asked for (hidden) on a terminal when missing.",
+        ),
+        click.option(
+            "--peer-auth",
+            metavar="HEADER",
+            help="Authorization header for the peer, e.g. 'Basic ...' or 'Bearer ...'.",
+        ),
+        click.option(
+            "--verify-tls/--no-verify-tls",
+            default=True,
+            help="Verify the peer's TLS certificate [verify].",
+        ),
+        click.option(
+            "--start-time",
+            metavar="ISO",
+            help="Replicate from this time: ISO-8601 with a zone, or epoch milliseconds.",
+        ),
+        click.option(
+            "--subscription",
+            "subscriptions",
+            type=SUBSCRIPTION,
+            multiple=True,
+            metavar="DB[.TABLE][:sub|:pub|:both]",
+            help="Replicate only this (repeatable; see above).",
+        ),
+        click.option(
+            "--retain-authorization",
+            is_flag=True,
+            help="Have this node keep the peer credentials to reconnect with.",
+        ),
+        pass_app,
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def node_command(name: str, operation: str, summary: str, *lines: str) -> click.Command:
+    """Return the command `name` sending `operation` with the shared node options."""
+
+    @click.command(name, help=NODE_HELP.format(summary=summary), epilog=examples(*lines))
+    @node_options
+    def command(
+        app: AppContext, host_or_url: str, user: str | None, password: str | None, **options: Any
+    ) -> None:
+        for key, value in (("user", user), ("password", password)):
+            if value is not None:
+                app.options[key] = value  # the global option, given after the command
+        app.emit(app.call(node_body(operation, host_or_url, options, app)), render.print_message)
+
+    return command
+
+
+add_node = node_command(
+    "add-node",
+    "add_node",
+    "Add the node HOST_OR_URL to this node's cluster (add_node).",
+    "harperctl add-node server-two --user admin",
+    "harperctl -u admin add-node wss://10.0.0.2:9933 --user-peer admin --password-peer s3cret",
+    "harperctl -u admin add-node server-two --subscription dev.dog:sub --subscription dev.cat",
+    "harperctl -u admin add-node server-two --start-time 2026-01-01T00:00:00Z",
+)
+set_node = node_command(
+    "set-node",
+    "set_node",
+    "Add or change the node HOST_OR_URL (set_node, HarperDB's name for add_node).",
+    "harperctl set-node server-two --user admin",
+)
+update_node = node_command(
+    "update-node",
+    "update_node",
+    "Change how this node replicates with the node HOST_OR_URL, already added (update_node).",
+    "harperctl update-node server-two --user admin --subscription dev:both",
+)
+
+
+@click.command(
+    "remove-node",
+    epilog=examples("harperctl remove-node server-two", "harperctl remove-node server-two --yes"),
+)
+@click.argument("host")
+@yes_option
+@pass_app
+def remove_node(app: AppContext, host: str, yes: bool) -> None:
+    """Remove the node HOST (its name or URL) from the cluster, after asking (remove_node)."""
+    app.confirm(f"remove node {host!r} from the cluster", yes)
+    app.emit(app.call({"operation": "remove_node", "hostname": host}), render.print_message)
+
+
+NODES_BODY = {
+    "operation": "search_by_value",
+    "database": "system",
+    "table": "hdb_nodes",
+    "attribute": "name",
+    "value": "*",
+    "get_attributes": ["*"],
+}
+
+
+@click.command("nodes", epilog=examples("harperctl nodes", "harperctl --json nodes"))
+@pass_app
+def nodes(app: AppContext) -> None:
+    """List the nodes this node knows (the rows of system.hdb_nodes)."""
+    app.emit(app.call(dict(NODES_BODY)), render.print_nodes)
+
+
+STATUS_BODY = {"operation": "cluster_status"}
+STATUS_HELP = """Show replication with each peer, one table per peer (cluster_status).
+
+\b
+Columns, per replicated database:
+  state            connected, disconnected, or copying (a base copy in progress)
+  latency ms       ping round trip
+  lag              age of the oldest record not yet received from the peer ("-": unknown)
+  behind           records the peer has that this node has not received yet
+  copy             base copy progress: percent, records copied/total, time left
+  clock offset ms  the peer's clock minus this node's
+  last received    when the last record arrived
+  last error       the last connection error, shortened (--json has it whole)
+
+With --watch, redraw every --interval seconds until Ctrl-C; with --json too, print one
+JSON answer per line (NDJSON).
+"""
+
+
+def watch_status(app: AppContext, interval: float) -> None:
+    """Poll cluster_status every `interval` seconds until interrupted (Ctrl-C)."""
+    last: Any = None
+    if app.json_output:
+        while True:
+            answer, error = _poll(app, last)
+            if error is None:
+                last = answer
+                click.echo(json.dumps(answer, ensure_ascii=False))
+            else:
+                warn(f"harperctl: {error}")
+            sleep(interval)
+    footer = f"every {interval:g}s; Ctrl-C to stop"
+    with render.watch_cluster_status(app.console, footer) as show:
+        while True:
+            answer, error = _poll(app, last)
+            last = answer if error is None else last
+            show(last, now(), error)
+            sleep(interval)
+
+
+def _poll(app: AppContext, last: Any) -> tuple[Any, str | None]:
+    """Return (answer, None), or (None, message) when the agent stopped answering.
+
+    A failure on the first poll is raised like any command's; later ones are retried.
+    """
+    try:
+        return app.call(dict(STATUS_BODY)), None
+    except ConnectionFailed as exc:
+        if last is None:
+            raise
+        return None, f"{exc.message} (retrying)"
+
+
+def status_command(name: str) -> click.Command:
+    """Return the status command under `name` (status, and its alias cluster-status)."""
+
+    @click.command(
+        name,
+        help=STATUS_HELP if name == "status" else "Same as status.\n\n" + STATUS_HELP,
+        epilog=examples(
+            f"harperctl {name}",
+            f"harperctl {name} --watch --interval 5",
+            f"harperctl --json {name} --watch > status.ndjson",
+        ),
+    )
+    @click.option("--watch", "-w", is_flag=True, help="Redraw every --interval until Ctrl-C.")
+    @click.option(
+        "--interval",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help=f"Seconds between polls with --watch [{DEFAULT_INTERVAL:g}].",
+    )
+    @pass_app
+    def command(app: AppContext, watch: bool, interval: float | None) -> None:
+        if interval is not None and not watch:
+            raise UsageError("--interval needs --watch")
+        if watch:
+            watch_status(app, DEFAULT_INTERVAL if interval is None else interval)
+            return
+        answer = app.call(dict(STATUS_BODY))
+        app.emit(
+            answer, lambda console, status: render.print_cluster_status(console, status, now())
+        )
+
+    return command
+
+
+status = status_command("status")
+cluster_status = status_command("cluster-status")
+
+
+def route_value(text: str) -> Any:
+    """Return a ROUTE argument: a JSON object as an object, anything else as the string."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, dict) else text
+
+
+@click.group(
+    epilog=examples(
+        "harperctl routes list",
+        "harperctl routes add wss://server-two:9933",
+        """harperctl routes add '{"hostname": "server-three", "port": 9933}'""",
+    )
+)
+def routes() -> None:
+    """List, add and delete the replication routes of this node's config."""
+
+
+@routes.command("list", epilog=examples("harperctl routes list", "harperctl --json routes list"))
+@pass_app
+def list_routes(app: AppContext) -> None:
+    """List the configured routes (cluster_get_routes)."""
+    app.emit(app.call({"operation": "cluster_get_routes"}), render.print_routes)
+
+
+ROUTE_HELP = (
+    "A ROUTE is a URL (wss://host:9933) or host:port, sent as a string, or a JSON object "
+    'such as \'{"hostname": "server-two", "port": 9933}\', sent as an object.'
+)
+
+
+@routes.command(
+    "add",
+    help="Add routes for this node to dial (cluster_set_routes).\n\n" + ROUTE_HELP,
+    epilog=examples(
+        "harperctl routes add wss://server-two:9933 wss://server-three:9933",
+        """harperctl routes add '{"hostname": "server-two", "port": 9933}'""",
+    ),
+)
+@click.argument("route_args", metavar="ROUTE...", nargs=-1, required=True)
+@pass_app
+def add_routes(app: AppContext, route_args: tuple[str, ...]) -> None:
+    body = {"operation": "cluster_set_routes", "routes": [route_value(r) for r in route_args]}
+    app.emit(app.call(body), render.print_routes_change)
+
+
+@routes.command(
+    "delete",
+    help="Delete routes, given as they were added (cluster_delete_routes).\n\n" + ROUTE_HELP,
+    epilog=examples("harperctl routes delete wss://server-two:9933"),
+)
+@click.argument("route_args", metavar="ROUTE...", nargs=-1, required=True)
+@pass_app
+def delete_routes(app: AppContext, route_args: tuple[str, ...]) -> None:
+    body = {"operation": "cluster_delete_routes", "routes": [route_value(r) for r in route_args]}
+    app.emit(app.call(body), render.print_routes_change)
+
+
+COMMANDS = [add_node, set_node, update_node, remove_node, nodes, status, cluster_status, routes]
