@@ -91,6 +91,8 @@ async def create_table(req: Request) -> dict:
 async def drop_table(req: Request) -> dict:
     db = req.services.storage.get(req.database())
     table = db.catalog.require(req.table()).name
+    if db.name == SYSTEM:  # users, roles and nodes live there: dropping one locks everyone out
+        raise ClientError(f"system table '{table}' cannot be dropped")
     replicated = req.boolean("replicated", False)
     services = req.services
     await db.write(DropTable(table, services.storage.clock, services.node_name, replicated))
@@ -102,7 +104,10 @@ async def create_attribute(req: Request) -> dict:
     db = req.services.storage.get(req.database())
     table = db.catalog.require(req.table()).name
     name = check_attribute(req.string("attribute"))
-    attr = Attribute(name, req.string("type", required=False), req.boolean("indexed", False))
+    kind = req.string("type", required=False)
+    if kind is not None and kind not in ATTRIBUTE_TYPES:
+        raise ClientError(f"'type' {kind!r} is not one of {', '.join(ATTRIBUTE_TYPES)}")
+    attr = Attribute(name, kind, req.boolean("indexed", False))
     services = req.services
     await db.write(CreateAttribute(table, attr, services.storage.clock, services.node_name))
     return {"message": f"attribute '{db.name}.{table}.{name}' successfully created."}

@@ -163,6 +163,13 @@ class SnapshotChunk:
         top = max((r[2] for r in prepared), default=0)
         if top:
             self.clock.observe(top)
+            # rows merged before the copy completes are covered by no cursor yet: remember
+            # the highest version so the clock never restarts below it
+            ctx.conn.execute(
+                "INSERT INTO _meta VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE "
+                "SET value = max(value, excluded.value)",
+                (top,),
+            )
         won = rows.apply_lww(ctx.conn, info.name, prepared)
         save_meta(ctx.conn, COPY_STATE + self.peer, self.state)
         return won

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Callable
 
+from agent.errors import StorageError
 from agent.storage import catalog as cat
 from agent.storage import txlog
 from agent.storage.catalog import Catalog
@@ -44,21 +45,30 @@ class Database:
         conn = connect(self.path, synchronous=self._synchronous)
         conn.executescript(cat.DDL + txlog.DDL)
         self.catalog.load(conn)
-        top = conn.execute("SELECT max(version) FROM _cursors").fetchone()[0]
+        top = conn.execute(
+            "SELECT max(v) FROM (SELECT max(version) AS v FROM _cursors "
+            "UNION ALL SELECT value FROM _meta WHERE key = 'hlc')"
+        ).fetchone()[0]
         if top:
-            self._clock.observe(top)
+            self._clock.observe(int(top))
         self._writer = Writer(conn, self.catalog, self._committed, self.name)
 
     def _committed(self, entries: list[Committed]) -> None:
         self._on_commit(self.name, entries)
 
+    def _submit(self, job: Job):
+        writer = self._writer
+        if writer is None:
+            raise StorageError(f"database '{self.name}' is closed; write refused")
+        return writer.submit(job)
+
     async def write(self, job: Job) -> Any:
         """Run a write job and return its result once it has committed."""
-        return await asyncio.wrap_future(self._writer.submit(job))
+        return await asyncio.wrap_future(self._submit(job))
 
     def write_sync(self, job: Job) -> Any:
         """Run a write job from a thread that is not the event loop (start-up, tests)."""
-        return self._writer.submit(job).result()
+        return self._submit(job).result()
 
     async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(conn, *args)` in a read transaction on a reader thread."""

@@ -25,7 +25,30 @@ _ORDER_OPS = {
 
 def json_path(attribute: str) -> str:
     """Return the JSON path literal that reads one top-level attribute."""
-    return "'$.\"" + attribute.replace("'", "''").replace('"', '\\"') + "\"'"
+    return "'$.\"" + attribute.replace("'", "''") + "\"'"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _plain(attribute: str) -> bool:
+    # SQLite 3.40's JSON paths cannot name a key holding '"' or '\'; json_each can.
+    return '"' not in attribute and "\\" not in attribute
+
+
+def _v(attribute: str) -> str:
+    """Return SQL reading an attribute's value from the document."""
+    if _plain(attribute):
+        return f"json_extract(doc, {json_path(attribute)})"
+    return f"(SELECT value FROM json_each(doc) WHERE key = {_quoted(attribute)})"
+
+
+def _t(attribute: str) -> str:
+    """Return SQL reading an attribute's JSON type ('text', 'integer', 'true', ...)."""
+    if _plain(attribute):
+        return f"json_type(doc, {json_path(attribute)})"
+    return f"(SELECT type FROM json_each(doc) WHERE key = {_quoted(attribute)})"
 
 
 @dataclass(frozen=True)
@@ -49,15 +72,15 @@ def compile_condition(condition: Condition, params: list) -> str:
 def _typed(path: str, value: Any, params: list) -> str:
     """Return SQL testing that the attribute has `value`'s JSON type and equals it."""
     if value is None:
-        return f"json_type(doc, {path}) = 'null'"
+        return f"{_t(path)} = 'null'"
     if isinstance(value, bool):
-        return f"json_type(doc, {path}) = '{'true' if value else 'false'}'"
+        return f"{_t(path)} = '{'true' if value else 'false'}'"
     if isinstance(value, (int, float)):
         params.append(value)
-        return f"(json_type(doc, {path}) IN {NUMERIC} AND json_extract(doc, {path}) = ?)"
+        return f"({_t(path)} IN {NUMERIC} AND {_v(path)} = ?)"
     if isinstance(value, str):
         params.append(value)
-        return f"(json_type(doc, {path}) = 'text' AND json_extract(doc, {path}) = ?)"
+        return f"({_t(path)} = 'text' AND {_v(path)} = ?)"
     raise ClientError(f"cannot compare with {type(value).__name__} value {value!r:.60}")
 
 
@@ -65,22 +88,22 @@ def _ordered(path: str, op: str, value: Any, params: list) -> str:
     if isinstance(value, bool):
         params.append(int(value))
         kind = "('true','false')"
-        expr = f"(json_type(doc, {path}) = 'true')"
+        expr = f"({_t(path)} = 'true')"
     elif isinstance(value, (int, float)):
         params.append(value)
-        kind, expr = NUMERIC, f"json_extract(doc, {path})"
+        kind, expr = NUMERIC, f"{_v(path)}"
     elif isinstance(value, str):
         params.append(value)
-        kind, expr = "('text')", f"json_extract(doc, {path})"
+        kind, expr = "('text')", f"{_v(path)}"
     else:
         raise ClientError(f"cannot order by {type(value).__name__} value {value!r:.60}")
-    return f"(json_type(doc, {path}) IN {kind} AND {expr} {op} ?)"
+    return f"({_t(path)} IN {kind} AND {expr} {op} ?)"
 
 
 def _text(path: str, comparator: str, value: Any, params: list) -> str:
     needle = str(value)
-    text = f"json_extract(doc, {path})"
-    guard = f"json_type(doc, {path}) = 'text'"
+    text = f"{_v(path)}"
+    guard = f"{_t(path)} = 'text'"
     if comparator != "like" and not needle:
         return guard
     if comparator == "contains":
@@ -103,17 +126,17 @@ def like_to_glob(pattern: str) -> str:
 
 
 def _compare(c: Compare, params: list) -> str:
-    path = json_path(c.attribute)
+    path = c.attribute
     name = c.comparator
     if name == "is_null":
-        return f"json_extract(doc, {path}) IS NULL"
+        return f"{_v(path)} IS NULL"
     if name == "is_not_null":
-        return f"json_extract(doc, {path}) IS NOT NULL"
+        return f"{_v(path)} IS NOT NULL"
     if name == "equals":
         return _typed(path, c.value, params) if c.value is not None else "0"
     if name == "not_equal":
         inner = _typed(path, c.value, params) if c.value is not None else "0"
-        return f"(json_extract(doc, {path}) IS NOT NULL AND NOT {inner})"
+        return f"({_v(path)} IS NOT NULL AND NOT {inner})"
     if name == "in":
         parts = [_typed(path, v, params) for v in c.value if v is not None]
         return "(" + (" OR ".join(parts) or "0") + ")"
@@ -129,7 +152,7 @@ def _compare(c: Compare, params: list) -> str:
 def order_clause(sorts: list[Sort]) -> str:
     """Return ORDER BY terms for the sorts, then the primary key for a stable order."""
     terms = [
-        f"json_extract(doc, {json_path(s.attribute)}){' DESC' if s.descending else ''}"
+        f"{_v(s.attribute)}{' DESC' if s.descending else ''}"
         for s in sorts
     ]
     return "ORDER BY " + ", ".join(terms + ["pk"])
@@ -198,7 +221,7 @@ def aggregate(
     """Compute (function, attribute|None) aggregates over matching live records."""
     terms = []
     for func, attribute in specs:
-        arg = "*" if attribute is None else f"json_extract(doc, {json_path(attribute)})"
+        arg = "*" if attribute is None else _v(attribute)
         terms.append(f"{AGGREGATE_SQL[func]}({arg})")
     params: list = []
     sql = f"SELECT {', '.join(terms)} FROM {row_table(table)} WHERE {_where(condition, params)}"

@@ -2,7 +2,8 @@
 
 `_txlog` holds every committed transaction of replicated tables, local or from a peer, in
 commit order (`seq`), with its version, origin and change-set body. It is written in the same
-SQLite transaction as the data, so a crash can never separate them.
+SQLite transaction as the data, so a crash can never separate them. Sequence numbers are
+never reused (AUTOINCREMENT), so positions publishers hold stay valid after pruning.
 
 `_cursors` holds, per origin node, the highest version applied from it: everything that origin
 wrote up to that version is reflected here. `_floors` holds, per origin, the version at or
@@ -19,7 +20,7 @@ from agent.storage.writer import Committed
 
 DDL = """
 CREATE TABLE IF NOT EXISTS _txlog (
-    seq INTEGER PRIMARY KEY, version INTEGER NOT NULL, origin TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, version INTEGER NOT NULL, origin TEXT NOT NULL,
     at REAL NOT NULL, records INTEGER NOT NULL, body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS _txlog_origin ON _txlog (origin, version);
