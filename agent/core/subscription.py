@@ -70,6 +70,11 @@ class LinkStats:
     copy_finished_at: float | None = None
 
 
+def _window_units(records: int) -> int:
+    """Window units of one Txn: its records, and at least one so schema-only ones count."""
+    return max(records, 1)
+
+
 class _Pinger:
     """Pings on an interval and turns Pongs into latency and clock offset."""
 
@@ -181,6 +186,7 @@ class Subscriber:
 
     def _on_copychunk(self, msg, now: float) -> list[Event]:
         if self._awaiting_schema:
+            self._release(len(msg.rows))
             return []
         if self.state != COPYING:
             raise RemoteProtocolError("CopyChunk outside a copy")
@@ -198,7 +204,10 @@ class Subscriber:
 
     def _on_txn(self, msg, now: float) -> list[Event]:
         if self._awaiting_schema:
-            return []  # the tail of a stream we replaced with a new Subscribe
+            # The tail of a stream we replaced with a new Subscribe: not applied, but the
+            # publisher counted it against the window, so give that room back.
+            self._release(_window_units(msg.records))
+            return []
         if self.state != STREAMING:
             raise RemoteProtocolError("Txn before the stream started")
         if msg.seq <= self._last_seq:
@@ -227,13 +236,21 @@ class Subscriber:
         return []
 
     def applied(self, seq: int, records: int, now: float) -> None:
-        """Report a durable apply: queue the Ack that opens the publisher's window."""
-        self._acked_records += records
+        """Report a durable apply: queue the Ack that opens the publisher's window.
+
+        `seq` is the Txn's (0 for a copy chunk) and `records` its record count; a transaction
+        takes at least one unit of the window, as the publisher counts it.
+        """
+        self._acked_records += _window_units(records) if seq else records
         stats = self.stats
         stats.records += records
         if seq:
             stats.transactions += 1
         self.outbox.append(m.Ack(seq, self._acked_records))
+
+    def _release(self, units: int) -> None:
+        self._acked_records += units
+        self.outbox.append(m.Ack(0, self._acked_records))
 
     def tick(self, now: float) -> list[Event]:
         """Send pings; return a 'dead' event when the link stopped making progress."""
@@ -366,7 +383,7 @@ class Publisher:
         msg = m.Txn(seq, self._last_seq, origin, version, records, at, body)
         self._last_seq = seq
         self.plan.sent[origin] = version
-        self.sent_records += max(records, 1)
+        self.sent_records += _window_units(records)
         return msg
 
     def chunk_sent(self, records: int) -> None:

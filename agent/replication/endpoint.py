@@ -72,6 +72,7 @@ class Endpoint:
                 rep.replicated_databases(),
                 rep.timing,
                 rep.chunk_records,
+                rep.publish_policy,
             )
             rep.publishers.add(session)
             try:

@@ -122,7 +122,7 @@ class SubscriberLink:
         self._conn = conn
         machine = Subscriber(rep.node, self.database, self.peer.name, rep.timing)
         self.machine = machine
-        machine.start(time.time())
+        machine.start(time.time(), {"tables": self.peer.subscribed_tables(self.database)})
         await self._flush()
         welcome = await self._expect_welcome()
         await rep.welcomed(self, welcome)

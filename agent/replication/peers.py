@@ -83,13 +83,18 @@ class Peer:
             for s in self.subscriptions
         )
 
-    def publishes_to(self, database: str) -> bool:
+    def subscribed_tables(self, database: str) -> list[str] | None:
+        """Return the tables to ask this peer for on `database` (None: all of them)."""
         if not self.subscriptions:
-            return True
-        return any(
-            s.get("publish", True) and (s.get("database") or s.get("schema")) == database
+            return None
+        entries = [
+            s
             for s in self.subscriptions
-        )
+            if s.get("subscribe", True) and (s.get("database") or s.get("schema")) == database
+        ]
+        if not entries or not all(s.get("table") for s in entries):
+            return None
+        return sorted({s["table"] for s in entries})
 
 
 def route_peer(entry: Any, dialing: Dialing) -> Peer:

@@ -13,7 +13,9 @@ import time
 from collections import deque
 
 from agent.core import messages as m
+from agent.core.changes import record_count
 from agent.core.errors import RemoteProtocolError
+from agent.core.messages import decode_changes, encode_changes
 from agent.core.subscription import Publisher, Timing
 from agent.replication.connection import Connection, LinkClosed
 from agent.replication.tail import LogTail
@@ -53,8 +55,13 @@ class PublisherSession:
         databases: list[str],
         timing: Timing,
         chunk_records: int = 1000,
+        policy=None,
     ) -> None:
         self.conn = conn
+        # policy(peer, database, requested tables) -> set of tables, None for all, or raises
+        # PermissionError: explicit subscriptions decide what this node publishes to a peer
+        self.policy = policy
+        self.tables: set[str] | None = None
         self.storage = storage
         self.tails = tails
         self.machine = Publisher(node, databases, timing)
@@ -92,7 +99,7 @@ class PublisherSession:
     async def _handle(self, msg: m.Message) -> None:
         for event in self.machine.receive(msg, time.time()):
             if event.kind == "hello":
-                await self._welcome()
+                await self._welcome(event.message)
             elif event.kind == "subscribe":
                 await self._subscribe(event.message)
             elif event.kind == "ack":
@@ -101,7 +108,15 @@ class PublisherSession:
                 self._closed = True
         await self.flush()
 
-    async def _welcome(self) -> None:
+    async def _welcome(self, hello) -> None:
+        if self.policy is not None:
+            requested = hello.caps.get("tables")
+            try:
+                self.tables = self.policy(self.machine.peer, self.machine.database, requested)
+            except PermissionError as exc:
+                await self.send(m.Close(str(exc), False))
+                self._closed = True
+                return
         self.db = self.storage.get(self.machine.database)
         names = self.machine.databases if self.db.name == "system" else []
         await self.send(m.Welcome(self.machine.node, self.db.name, names))
@@ -115,7 +130,7 @@ class PublisherSession:
             frontier = msg.copy.get("frontier") or {}
             resume_ok = all(v >= floors.get(o, 0) for o, v in frontier.items())
         plan = self.machine.plan_subscription(msg, floors, resume_ok)
-        tables = _replicated_tables(self.db)
+        tables = [t for t in _replicated_tables(self.db) if self._publishes(t.name)]
         await self.send(m.Schema([t.definition() for t in tables]))
         self._stream = asyncio.create_task(self._serve(plan, msg, cursors, tables))
 
@@ -199,15 +214,29 @@ class PublisherSession:
             first = tail.entries[0].seq if tail.entries else tail.head + 1
         self.position = max(self.position, first - 1)
 
+    def _publishes(self, table: str) -> bool:
+        return self.tables is None or table in self.tables
+
+    def _filtered(self, entry) -> tuple[bytes, int] | None:
+        """Return the entry's body (and record count) holding only published tables."""
+        if self.tables is None or entry.tables and entry.tables <= self.tables:
+            return entry.body, entry.records
+        writes = [w for w in decode_changes(entry.body) if self._publishes(w.table)]
+        if not writes:
+            return None
+        return encode_changes(writes), record_count(writes)
+
     async def _offer(self, entry) -> None:
         self.position = entry.seq
         if not self.machine.wants(entry.origin, entry.version):
             return
+        filtered = self._filtered(entry)
+        if filtered is None:
+            return
+        body, records = filtered
         await self._wait_window()
         self.sending = entry.version
-        msg = self.machine.txn(
-            entry.seq, entry.origin, entry.version, entry.records, entry.at, entry.body
-        )
+        msg = self.machine.txn(entry.seq, entry.origin, entry.version, records, entry.at, body)
         self._unacked.append((entry.seq, entry.at))
         await self.send(msg)
 

@@ -350,6 +350,29 @@ class Replicator:
             update_config_file, self.config.config_path, "replication.routes", list(self.routes)
         )
 
+    def publish_policy(self, peer: str, database: str, requested: list | None) -> set | None:
+        """Return the tables this node publishes to `peer` on `database` (None: all).
+
+        Explicit subscriptions in our hdb_nodes row for the peer replace automatic
+        management: only entries with `publish` true for this database are served, and a
+        table-less entry covers the whole database. Raise PermissionError to refuse.
+        """
+        found = next((p for p in self.peers.values() if p.name == peer), None)
+        allowed: set | None = None
+        if found is not None and found.subscriptions:
+            entries = [
+                s
+                for s in found.subscriptions
+                if s.get("publish", True) and (s.get("database") or s.get("schema")) == database
+            ]
+            if not entries:
+                raise PermissionError(f"this node does not publish {database!r} to {peer}")
+            if all(s.get("table") for s in entries):
+                allowed = {s["table"] for s in entries}
+        if requested is not None:
+            allowed = set(requested) if allowed is None else allowed & set(requested)
+        return allowed
+
     # --- operations from peers ----------------------------------------------------------
 
     async def peer_operation(self, body: dict, identity) -> dict:

@@ -1,0 +1,151 @@
+"""Routes from the config file (the seed's loopback example), start_time, subscriptions."""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import datetime, timezone
+
+from harness import FAST_REPLICATION, Agent, count, next_host, search_ids, wait_for
+
+
+def common_free_port(hosts: list[str]) -> int:
+    """Return a port free on every one of `hosts`."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((hosts[0], 0))
+            port = probe.getsockname()[1]
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as other:
+                    other.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no common free port")
+
+
+def _join(b: Agent, a: Agent, **extra) -> None:
+    b.op(
+        {
+            "operation": "add_node",
+            "url": f"ws://{a.host}:{a.port}",
+            "authorization": {"username": "admin", "password": a.password},
+            **extra,
+        }
+    )
+
+
+def _table(node, table="dog"):
+    node.op({"operation": "create_table", "database": "dev", "table": table, "primary_key": "id"})
+
+
+def test_seed_example_routes_with_a_replication_port(tmp_path):
+    hosts = [next_host() for _ in range(3)]
+    port = common_free_port(hosts)
+    nodes = []
+    for i, host in enumerate(hosts):
+        others = [h for h in hosts if h != host]  # bare hosts: dialled on our own port
+        config = {
+            "replication": {**FAST_REPLICATION["replication"], "port": port, "routes": others}
+        }
+        nodes.append(Agent(tmp_path / f"r{i}", host=host, config=config))
+    try:
+        for node in nodes:
+            node.start(wait=False)
+        for node in nodes:
+            node.wait_ready()
+        _table(nodes[0])
+        nodes[0].op(
+            {"operation": "insert", "database": "dev", "table": "dog", "records": [{"id": "seed"}]}
+        )
+        for node in nodes:
+            wait_for(
+                lambda node=node: search_ids(node, "dev", "dog", ["seed"]),
+                20,
+                what="the record on every routed node",
+            )
+        status = nodes[1].op({"operation": "cluster_status"})
+        assert {c["name"] for c in status["connections"]} == {hosts[0], hosts[2]}
+        assert all(c["url"] == f"ws://{c['name']}:{port}" for c in status["connections"])
+    finally:
+        for node in nodes:
+            node.kill()
+
+
+def test_start_time_limits_the_initial_copy(tmp_path):
+    a = Agent(tmp_path / "a", config=FAST_REPLICATION).start()
+    b = Agent(tmp_path / "b", config=FAST_REPLICATION).start()
+    try:
+        _table(a)
+        a.op(
+            {
+                "operation": "insert",
+                "database": "dev",
+                "table": "dog",
+                "records": [{"id": f"old-{i}"} for i in range(10)],
+            }
+        )
+        time.sleep(0.05)  # the boundary must fall strictly between the two batches
+        boundary = datetime.now(timezone.utc).isoformat()
+        time.sleep(0.05)
+        a.op(
+            {
+                "operation": "insert",
+                "database": "dev",
+                "table": "dog",
+                "records": [{"id": f"new-{i}"} for i in range(5)],
+            }
+        )
+        _join(b, a, start_time=boundary)
+        wait_for(lambda: count(b, "dev", "dog") == 5, 15, what="only the new records")
+        assert not search_ids(b, "dev", "dog", ["old-0"])
+        assert search_ids(b, "dev", "dog", ["new-4"])
+        status, body = b.request(
+            {"operation": "add_node", "url": f"ws://{a.host}:{a.port}", "start_time": "yesterday"}
+        )
+        assert status == 400 and "start_time" in body["error"]
+    finally:
+        a.kill()
+        b.kill()
+
+
+def test_explicit_subscriptions_are_enforced(tmp_path):
+    a = Agent(tmp_path / "a", config=FAST_REPLICATION).start()
+    b = Agent(tmp_path / "b", config=FAST_REPLICATION).start()
+    try:
+        _table(a)
+        _table(a, "cat")
+        _table(b)
+        _join(
+            b,
+            a,
+            subscriptions=[
+                {"database": "dev", "table": "dog", "subscribe": True, "publish": False}
+            ],
+        )
+        a.op(
+            {"operation": "insert", "database": "dev", "table": "dog", "records": [{"id": "a-dog"}]}
+        )
+        a.op(
+            {"operation": "insert", "database": "dev", "table": "cat", "records": [{"id": "a-cat"}]}
+        )
+        b.op(
+            {"operation": "insert", "database": "dev", "table": "dog", "records": [{"id": "b-dog"}]}
+        )
+        wait_for(lambda: search_ids(b, "dev", "dog", ["a-dog"]), 15, what="a's dog on b")
+        a.op(
+            {
+                "operation": "insert",
+                "database": "dev",
+                "table": "dog",
+                "records": [{"id": "a-dog-2"}],
+            }
+        )
+        wait_for(lambda: search_ids(b, "dev", "dog", ["a-dog-2"]), 15)
+        assert not search_ids(a, "dev", "dog", ["b-dog"]), "b does not publish to a"
+        status, _ = b.request({"operation": "describe_table", "database": "dev", "table": "cat"})
+        assert status == 404 or not search_ids(b, "dev", "cat", ["a-cat"])
+    finally:
+        a.kill()
+        b.kill()
