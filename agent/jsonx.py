@@ -29,7 +29,12 @@ if _orjson is not None:
 
     def dumps(value: Any) -> bytes:
         """Encode to compact UTF-8 JSON bytes."""
-        return _orjson.dumps(value, default=_default, option=_OPTS)
+        try:
+            return _orjson.dumps(value, default=_default, option=_OPTS)
+        except TypeError:  # e.g. integers beyond 64 bits, which the stdlib encodes exactly
+            return json.dumps(
+                value, default=_default, separators=(",", ":"), ensure_ascii=False
+            ).encode()
 
     def loads(data: bytes | str) -> Any:
         """Decode JSON; raises ValueError with the position on bad input."""

@@ -71,6 +71,30 @@ class Node:
         self._write(system, "insert", USERS, [user])
         return generated
 
+    def declare_tables(self) -> None:
+        """Create the tables schema.graphql declares that do not exist yet."""
+        from agent.schemafile import SchemaFileError, parse_schema
+        from agent.storage.catalog import Attribute, TableInfo
+        from agent.storage.writes import CreateTable
+
+        path = self.config.root / "schema.graphql"
+        if not path.exists():
+            return
+        try:
+            declared = parse_schema(path.read_text())
+        except (SchemaFileError, UnicodeDecodeError) as exc:
+            raise AgentError(f"{path}: {exc}") from None
+        for spec in declared:
+            db = self.storage.create_sync(spec.database, exists_ok=True)
+            info = TableInfo(spec.database, spec.table, spec.primary_key, spec.replicate, True)
+            for attr in spec.attributes:
+                info.attributes[attr["name"]] = Attribute(
+                    attr["name"], attr["type"], attr["indexed"]
+                )
+            for name in ("__createdtime__", "__updatedtime__"):
+                info.attributes.setdefault(name, Attribute(name))
+            db.write_sync(CreateTable(info, self.storage.clock, self.name, exists_ok=True))
+
     def _write(self, db, kind: str, table: str, records: list[dict]) -> None:
         job = LocalTransaction([WriteOp(kind, table, records)], self.storage.clock, self.name)
         db.write_sync(job)
@@ -213,6 +237,11 @@ async def _serve(node: Node, admin_user: str | None, admin_password: str | None)
     generated = node.bootstrap(admin_user, admin_password)
     if generated:
         _announce_password(admin_user or DEFAULT_ADMIN, generated)
+    try:
+        await asyncio.to_thread(node.declare_tables)
+    except AgentError as exc:
+        print(f"harper-agent: {exc.message}", file=sys.stderr)
+        return 2
     node.build_services()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

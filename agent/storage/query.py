@@ -151,10 +151,7 @@ def _compare(c: Compare, params: list) -> str:
 
 def order_clause(sorts: list[Sort]) -> str:
     """Return ORDER BY terms for the sorts, then the primary key for a stable order."""
-    terms = [
-        f"{_v(s.attribute)}{' DESC' if s.descending else ''}"
-        for s in sorts
-    ]
+    terms = [f"{_v(s.attribute)}{' DESC' if s.descending else ''}" for s in sorts]
     return "ORDER BY " + ", ".join(terms + ["pk"])
 
 

@@ -91,6 +91,7 @@ class Writer:
             self._closed = True
             self._queue.put(None)
         self._thread.join()
+        self._conn.close()
 
     def _loop(self) -> None:
         while True:
