@@ -149,3 +149,28 @@ def test_explicit_subscriptions_are_enforced(tmp_path):
     finally:
         a.kill()
         b.kill()
+
+
+def test_schema_graphql_replicate_false_table_stays_local(tmp_path):
+    a = Agent(tmp_path / "a", config=FAST_REPLICATION)
+    a.root.mkdir(parents=True)
+    (a.root / "schema.graphql").write_text(
+        "type LocalTableForNode @table(replicate: false) { id: ID! @primaryKey name: String! }\n"
+        'type Shared @table(database: "dev", table: "shared") { id: ID! @primaryKey }\n'
+    )
+    a.start()
+    b = Agent(tmp_path / "b", config=FAST_REPLICATION).start()
+    try:
+        described = a.op({"operation": "describe_table", "table": "LocalTableForNode"})
+        assert described["replicate"] is False
+        a.op({"operation": "insert", "table": "LocalTableForNode",
+              "records": [{"id": 1, "name": "mine"}]})
+        a.op({"operation": "insert", "database": "dev", "table": "shared",
+              "records": [{"id": "s"}]})
+        _join(b, a)
+        wait_for(lambda: search_ids(b, "dev", "shared", ["s"]), 15)
+        status, _ = b.request({"operation": "describe_table", "table": "LocalTableForNode"})
+        assert status == 404
+    finally:
+        a.kill()
+        b.kill()
