@@ -26,7 +26,7 @@ run: $(STAMP)
 	$(BIN)/harper-agent run --root ./data
 
 demo: $(STAMP)
-	$(BIN)/python bench/demo.py
+	$(BIN)/python tools/demo.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -445,7 +445,10 @@ def socket_cells(socket: Mapping[str, Any], now: float, peer_url: str = "") -> l
         Text(copy_progress(socket.get("copy"))),
         Text(_milliseconds(socket.get("clockOffsetMs"))),
         Text(relative_time(socket.get("lastReceivedLocalTime"), now)),
-        Text(short_error(socket.get("lastConnectionError"), peer_url)),
+        # a past error on a link that is up again would only alarm: show it while it matters
+        Text(
+            short_error(socket.get("lastConnectionError"), peer_url) if state != "connected" else ""
+        ),
     ]
 
 

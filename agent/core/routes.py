@@ -89,14 +89,18 @@ def _from_url(text: str, start: Any) -> Route:
     scheme = SCHEMES.get(parts.scheme.lower())
     if scheme is None or not parts.hostname:
         raise RouteError(f"route {text!r} must be a ws://, wss://, http:// or https:// URL")
+    if port is not None:
+        port = _port(port, text)  # urlsplit accepts 0, which would silently mean the default
     return Route(parts.hostname, port or (9925 if scheme == "ws" else 9933), scheme, start)
 
 
 def split_host_port(text: str) -> tuple[str, int | None]:
     """Split "host:port" on the last colon ("[v6]:port" too); the port is optional."""
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, (_port(rest[1:], text) if rest.startswith(":") else None)
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not host or (rest and not rest.startswith(":")):
+            raise RouteError(f"route {text!r} must be [address] or [address]:port")
+        return host, (_port(rest[1:], text) if rest else None)
     if text.count(":") == 1:
         host, _, port = text.rpartition(":")
         return host, _port(port, text)
@@ -104,6 +108,8 @@ def split_host_port(text: str) -> tuple[str, int | None]:
 
 
 def _port(value: Any, entry: Any) -> int:
+    if isinstance(value, bool):
+        raise RouteError(f"route {entry!r} has a bad port {value!r}")
     try:
         port = int(value)
     except (TypeError, ValueError):

@@ -33,6 +33,9 @@ HANDSHAKE, SUBSCRIBED, COPYING, STREAMING, CLOSED = (
 )
 
 
+COPY_MODES = (None, "full", "merge", "resume")
+
+
 @dataclass
 class Timing:
     ping_interval: float = 30.0
@@ -225,14 +228,13 @@ class Subscriber:
 
     def _on_progress(self, msg, now: float) -> list[Event]:
         stats = self.stats
+        was_pending = stats.pending
         stats.pending, stats.peer_head = msg.pending, msg.head
         stats.oldest_pending_at = msg.oldest_at / 1000.0 if msg.oldest_at else None
-        if msg.pending == 0 or stats.last_data_at is None:
-            stats.last_data_at = (
-                max(stats.last_data_at or 0.0, now)
-                if msg.pending == 0
-                else (stats.last_data_at or now)
-            )
+        # The stall clock runs from the last data, or from when the peer caught up or first
+        # reported work pending: a peer that just got new writes has stall_timeout to send.
+        if msg.pending == 0 or was_pending == 0 or stats.last_data_at is None:
+            stats.last_data_at = max(stats.last_data_at or 0.0, now)
         return []
 
     def applied(self, seq: int, records: int, now: float) -> None:
@@ -316,6 +318,7 @@ class Publisher:
         self.acked_records = 0
         self.acked_seq = 0
         self._last_seq = 0
+        self._first_tick: float | None = None
 
     def take(self) -> list[m.Message]:
         out, self.outbox = self.outbox, []
@@ -361,6 +364,8 @@ class Publisher:
         origins = frozenset(msg.origins)
         sent = dict(msg.cursors)
         copy = (msg.copy or {}).get("mode")
+        if copy not in COPY_MODES:
+            raise RemoteProtocolError(f"unknown copy mode {copy!r:.40}")
         if copy == "resume" and not resume_ok:
             copy = "full"
         if copy is None and any(sent.get(o, 0) < floors.get(o, 0) for o in origins):
@@ -396,7 +401,11 @@ class Publisher:
 
     def tick(self, now: float) -> list[Event]:
         self._pinger.tick(now, self.outbox)
-        silent = now - (self.stats.last_message_at or now)
+        if self._first_tick is None:
+            self._first_tick = now
+        # Before any message arrives, silence counts from the first tick: a connection that
+        # never says Hello is reaped like any other silent one.
+        silent = now - (self.stats.last_message_at or self._first_tick)
         if silent > self.timing.ping_timeout:
             return [Event("dead", reason=f"nothing received for {silent:.1f}s")]
         return []

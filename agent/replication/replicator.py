@@ -21,8 +21,8 @@ from agent.core.subscription import Timing
 from agent.replication.endpoint import Endpoint
 from agent.replication.link import SubscriberLink
 from agent.replication.peers import Peer, normalize_url, resolve, route_peer
-from agent.replication.tail import LogTail
-from agent.storage import query, txlog
+from agent.replication.tail import LogTail, Tails
+from agent.storage import query
 from agent.storage.system import NODES, SCHEMAS, SYSTEM
 from agent.storage.writes import LocalTransaction, WriteOp
 
@@ -73,7 +73,7 @@ class Replicator:
         listener = config.listener("operationsApi.network.port")
         self.local_host = listener[0] if listener and listener[0].startswith("127.") else None
         self.endpoint = Endpoint(self)
-        self.tails: dict[str, LogTail] = {}
+        self.tails = Tails(storage)
         self.peers: dict[str, Peer] = {}
         self.publishers: set = set()
         self.retained: dict[str, str] = {}  # url -> Authorization kept by retain_authorization
@@ -93,6 +93,7 @@ class Replicator:
         for name in self.storage.names():
             self._tail(name)
         self.storage.add_listener(self._committed)
+        self.storage.on_drop.append(self._dropped)
         await self._listen()
         self._reconcile_task = asyncio.create_task(self._reconcile_forever())
         await self.reconcile()
@@ -124,12 +125,20 @@ class Replicator:
             except (asyncio.TimeoutError, Exception):
                 pass
 
+    def _dropped(self, database: str) -> None:
+        """Storage hook (any thread): forget the dropped database's tail and links."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._forget_database, database)
+
+    def _forget_database(self, database: str) -> None:
+        self.tails.pop(database, None)
+        for peer in self.peers.values():
+            link = peer.links.pop(database, None)
+            if link is not None:
+                asyncio.ensure_future(link.stop())
+
     def _tail(self, database: str) -> LogTail:
-        tail = self.tails.get(database)
-        if tail is None:
-            db = self.storage.get(database)
-            tail = self.tails[database] = LogTail(db.read_sync(txlog.head))
-        return tail
+        return self.tails[database]
 
     # --- commits ----------------------------------------------------------------------
 

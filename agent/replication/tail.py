@@ -52,3 +52,18 @@ class LogTail:
             await asyncio.wait_for(self._event.wait(), timeout)
         except asyncio.TimeoutError:
             pass
+
+
+class Tails(dict):
+    """LogTail per database, created on first use from the database's log head."""
+
+    def __init__(self, storage) -> None:
+        super().__init__()
+        self._storage = storage
+
+    def __missing__(self, database: str) -> LogTail:
+        from agent.storage import txlog
+
+        db = self._storage.get(database)
+        tail = self[database] = LogTail(db.read_sync(txlog.head))
+        return tail

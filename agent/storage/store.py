@@ -39,6 +39,7 @@ class Storage:
         self.readers = ReaderPool(reader_threads)
         self._databases: dict[str, Database] = {}
         self._listeners: list[CommitListener] = []
+        self.on_drop: list = []  # called with a database name after its files are gone
         self._lock = threading.Lock()
 
     def add_listener(self, listener: CommitListener) -> None:
@@ -117,6 +118,8 @@ class Storage:
                 os.unlink(f"{db.path}{suffix}")
             except FileNotFoundError:
                 pass
+        for hook in self.on_drop:
+            hook(name)
 
     async def prune(self, retention_seconds: float) -> dict[str, tuple[int, int]]:
         """Prune every database's log and tombstones past retention; return what went."""
