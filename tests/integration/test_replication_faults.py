@@ -273,8 +273,14 @@ def test_five_nodes_converge(tmp_path):
         cluster.kill_all()
 
 
+def _iptables_usable() -> bool:
+    if shutil.which("iptables") is None:
+        return False
+    return subprocess.run(["iptables", "-L", "-n"], capture_output=True).returncode == 0
+
+
 needs_iptables = pytest.mark.skipif(
-    shutil.which("iptables") is None, reason="iptables (apt package) is needed to cut links"
+    not _iptables_usable(), reason="iptables (apt package, root) is needed to cut links"
 )
 
 
