@@ -120,16 +120,18 @@ class Node:
         return self.services
 
     async def start(self) -> None:
-        from agent.replication.replicator import Replicator
-
         load_handlers()
         services = self.services
-        self.replicator = Replicator(self.name, self.config, self.storage, services.authenticator)
-        services.replication = self.replicator
         self.server = OpsServer(services, self.config.get("operationsApi.network.maxBodySize"))
-        self.server.endpoint = self.replicator.endpoint
         listeners = self._listeners()
         await self.server.start(*listeners[0], *listeners[1:])
+        # Serving first, replication right after: its imports are not on the start-up path,
+        # and a peer that dials in the meantime is told to retry.
+        from agent.replication.replicator import Replicator
+
+        self.replicator = Replicator(self.name, self.config, self.storage, services.authenticator)
+        services.replication = self.replicator
+        self.server.endpoint = self.replicator.endpoint
         await self.replicator.start()
         self._pruner = asyncio.create_task(self._prune_forever())
 

@@ -182,7 +182,7 @@ class OpsServer:
     async def _upgrade(self, request: web.Request) -> web.StreamResponse:
         """Accept a replication WebSocket on this port after the endpoint admits the peer."""
         if self.endpoint is None:
-            return json_response({"error": "replication is not enabled on this node"}, 404)
+            return json_response({"error": "replication is starting on this node; retry"}, 503)
         headers = dict(request.headers)
         remote = request.remote or ""
         try:
