@@ -223,7 +223,7 @@ class OpsServer:
             user = None
             header = request.headers.get("Authorization")
             if op.auth:
-                user = self.services.authenticator.authenticate(header)
+                user = await self._authenticate(header)
             req = Request(body, user, self.services, header)
             if op.super_user:
                 req.require_super_user()
@@ -231,6 +231,12 @@ class OpsServer:
         except Exception as exc:  # one place turns every failure into JSON
             return error_response(exc)
         return json_response(result)
+
+    async def _authenticate(self, header: str | None):
+        auth = self.services.authenticator
+        if auth.would_hash(header):
+            return await asyncio.to_thread(auth.authenticate, header)
+        return auth.authenticate(header)
 
     async def _body(self, request: web.Request) -> Any:
         too_large = (

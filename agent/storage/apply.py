@@ -119,9 +119,7 @@ class RemoteTransaction:
         )
         tables = frozenset(w.table for w in writes)
         ctx.entries.append(
-            Committed(
-                seq, self.version, self.origin, self.record_count, self.body, tables, self.at
-            )
+            Committed(seq, self.version, self.origin, self.record_count, self.body, tables, self.at)
         )
         return True
 

@@ -163,10 +163,16 @@ def test_schema_graphql_replicate_false_table_stays_local(tmp_path):
     try:
         described = a.op({"operation": "describe_table", "table": "LocalTableForNode"})
         assert described["replicate"] is False
-        a.op({"operation": "insert", "table": "LocalTableForNode",
-              "records": [{"id": 1, "name": "mine"}]})
-        a.op({"operation": "insert", "database": "dev", "table": "shared",
-              "records": [{"id": "s"}]})
+        a.op(
+            {
+                "operation": "insert",
+                "table": "LocalTableForNode",
+                "records": [{"id": 1, "name": "mine"}],
+            }
+        )
+        a.op(
+            {"operation": "insert", "database": "dev", "table": "shared", "records": [{"id": "s"}]}
+        )
         _join(b, a)
         wait_for(lambda: search_ids(b, "dev", "shared", ["s"]), 15)
         status, _ = b.request({"operation": "describe_table", "table": "LocalTableForNode"})

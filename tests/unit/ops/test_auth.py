@@ -670,3 +670,14 @@ def test_cache_is_bounded_and_evicts_the_least_recently_used(
     assert verifier.calls == 3
     small.authenticate(basic("alice", PASSWORD))
     assert verifier.calls == 4
+
+
+def test_would_hash_tells_which_checks_cost_scrypt(authenticator: Authenticator) -> None:
+    good = basic("admin", PASSWORD)
+    assert authenticator.would_hash(good)  # never verified yet
+    authenticator.authenticate(good)
+    assert not authenticator.would_hash(good)  # cached now: cheap on the event loop
+    assert authenticator.would_hash(basic("admin", "wrong"))  # failures are never cached
+    assert authenticator.would_hash(basic("nobody", "x"))  # unknown users cost one check too
+    assert not authenticator.would_hash(None)
+    assert not authenticator.would_hash("Bearer abc")
