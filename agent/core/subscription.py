@@ -33,6 +33,9 @@ HANDSHAKE, SUBSCRIBED, COPYING, STREAMING, CLOSED = (
 )
 
 
+COPY_MODES = (None, "full", "merge", "resume")
+
+
 @dataclass
 class Timing:
     ping_interval: float = 30.0
@@ -68,6 +71,11 @@ class LinkStats:
     copy_started_at: float | None = None
     copy_reason: str | None = None
     copy_finished_at: float | None = None
+
+
+def _window_units(records: int) -> int:
+    """Window units of one Txn: its records, and at least one so schema-only ones count."""
+    return max(records, 1)
 
 
 class _Pinger:
@@ -181,6 +189,7 @@ class Subscriber:
 
     def _on_copychunk(self, msg, now: float) -> list[Event]:
         if self._awaiting_schema:
+            self._release(len(msg.rows))
             return []
         if self.state != COPYING:
             raise RemoteProtocolError("CopyChunk outside a copy")
@@ -198,7 +207,10 @@ class Subscriber:
 
     def _on_txn(self, msg, now: float) -> list[Event]:
         if self._awaiting_schema:
-            return []  # the tail of a stream we replaced with a new Subscribe
+            # The tail of a stream we replaced with a new Subscribe: not applied, but the
+            # publisher counted it against the window, so give that room back.
+            self._release(_window_units(msg.records))
+            return []
         if self.state != STREAMING:
             raise RemoteProtocolError("Txn before the stream started")
         if msg.seq <= self._last_seq:
@@ -216,24 +228,31 @@ class Subscriber:
 
     def _on_progress(self, msg, now: float) -> list[Event]:
         stats = self.stats
+        was_pending = stats.pending
         stats.pending, stats.peer_head = msg.pending, msg.head
         stats.oldest_pending_at = msg.oldest_at / 1000.0 if msg.oldest_at else None
-        if msg.pending == 0 or stats.last_data_at is None:
-            stats.last_data_at = (
-                max(stats.last_data_at or 0.0, now)
-                if msg.pending == 0
-                else (stats.last_data_at or now)
-            )
+        # The stall clock runs from the last data, or from when the peer caught up or first
+        # reported work pending: a peer that just got new writes has stall_timeout to send.
+        if msg.pending == 0 or was_pending == 0 or stats.last_data_at is None:
+            stats.last_data_at = max(stats.last_data_at or 0.0, now)
         return []
 
     def applied(self, seq: int, records: int, now: float) -> None:
-        """Report a durable apply: queue the Ack that opens the publisher's window."""
-        self._acked_records += records
+        """Report a durable apply: queue the Ack that opens the publisher's window.
+
+        `seq` is the Txn's (0 for a copy chunk) and `records` its record count; a transaction
+        takes at least one unit of the window, as the publisher counts it.
+        """
+        self._acked_records += _window_units(records) if seq else records
         stats = self.stats
         stats.records += records
         if seq:
             stats.transactions += 1
         self.outbox.append(m.Ack(seq, self._acked_records))
+
+    def _release(self, units: int) -> None:
+        self._acked_records += units
+        self.outbox.append(m.Ack(0, self._acked_records))
 
     def tick(self, now: float) -> list[Event]:
         """Send pings; return a 'dead' event when the link stopped making progress."""
@@ -299,6 +318,7 @@ class Publisher:
         self.acked_records = 0
         self.acked_seq = 0
         self._last_seq = 0
+        self._first_tick: float | None = None
 
     def take(self) -> list[m.Message]:
         out, self.outbox = self.outbox, []
@@ -344,6 +364,8 @@ class Publisher:
         origins = frozenset(msg.origins)
         sent = dict(msg.cursors)
         copy = (msg.copy or {}).get("mode")
+        if copy not in COPY_MODES:
+            raise RemoteProtocolError(f"unknown copy mode {copy!r:.40}")
         if copy == "resume" and not resume_ok:
             copy = "full"
         if copy is None and any(sent.get(o, 0) < floors.get(o, 0) for o in origins):
@@ -366,7 +388,7 @@ class Publisher:
         msg = m.Txn(seq, self._last_seq, origin, version, records, at, body)
         self._last_seq = seq
         self.plan.sent[origin] = version
-        self.sent_records += max(records, 1)
+        self.sent_records += _window_units(records)
         return msg
 
     def chunk_sent(self, records: int) -> None:
@@ -379,7 +401,11 @@ class Publisher:
 
     def tick(self, now: float) -> list[Event]:
         self._pinger.tick(now, self.outbox)
-        silent = now - (self.stats.last_message_at or now)
+        if self._first_tick is None:
+            self._first_tick = now
+        # Before any message arrives, silence counts from the first tick: a connection that
+        # never says Hello is reaped like any other silent one.
+        silent = now - (self.stats.last_message_at or self._first_tick)
         if silent > self.timing.ping_timeout:
             return [Event("dead", reason=f"nothing received for {silent:.1f}s")]
         return []

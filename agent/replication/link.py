@@ -118,6 +118,8 @@ class SubscriberLink:
             headers=self.peer.headers(),
             local_host=rep.local_host,
             compression=rep.compression,
+            # a black-holed peer must not hold a dial longer than a silent link is tolerated
+            timeout=min(10.0, rep.timing.ping_timeout),
         )
         self._conn = conn
         machine = Subscriber(rep.node, self.database, self.peer.name, rep.timing)

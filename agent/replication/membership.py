@@ -20,6 +20,7 @@ from agent.replication.peers import authorization_header, normalize_url, start_v
 from agent.replication.transport import DialError, dial
 from agent.storage import query
 from agent.storage.system import NODES, SYSTEM
+from agent.storage.writes import ForgetRows
 
 log = logging.getLogger(__name__)
 OP_TIMEOUT = 10.0
@@ -178,9 +179,9 @@ async def handle_peer_operation(replicator, body: dict, identity) -> dict:
         return await _add_node_back(replicator, body)
     if op == "remove_node_back":
         rows = await node_rows(replicator)
-        others = [n for n in rows if n != replicator.node]
-        if others:
-            await replicator.write_nodes(others + [replicator.node], kind="delete")
+        db = replicator.storage.get(SYSTEM)
+        await db.write(ForgetRows(NODES, list(rows)))  # local only: must not replicate
+        replicator.routes = []
         await replicator.reconcile()
         return {"node": replicator.node}
     raise ClientError(f"unknown peer operation {op!r}")

@@ -297,3 +297,26 @@ class Prune:
             rows.prune_tombstones(ctx.conn, name, below) for name in ctx.catalog.live.names()
         )
         return entries, tombstones
+
+
+class ForgetRows:
+    """Delete rows on this node only: no tombstone, no log entry, nothing replicates.
+
+    For a node removed from a cluster forgetting its peers: replicated deletes of those rows
+    would reach the nodes still in the cluster and remove them from each other.
+    """
+
+    records = 1
+
+    def __init__(self, table: str, keys: list) -> None:
+        self.table, self.keys = table, keys
+
+    def run(self, ctx: JobContext) -> int:
+        info = ctx.catalog.require(self.table)
+        gone = 0
+        for part in rows.chunks(self.keys):
+            marks = ",".join("?" * len(part))
+            gone += ctx.conn.execute(
+                f"DELETE FROM {cat.row_table(info.name)} WHERE pk IN ({marks})", list(part)
+            ).rowcount
+        return gone
