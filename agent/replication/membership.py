@@ -138,7 +138,7 @@ async def add_node(replicator, body: dict, update: bool = False) -> dict:
     if body.get("start_time") is not None:
         row["start_time"] = body.get("start_time")
     if body.get("retain_authorization") and header:
-        replicator.retained[normalize_url(url)] = header  # memory only, never a replicated row
+        replicator.retain(url, header)  # a local 0600 file, never a replicated row
     await replicator.write_nodes([row, own_row(replicator)])
     await replicator.reconcile()
     verb = "updated" if update else "added"

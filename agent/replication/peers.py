@@ -56,7 +56,7 @@ class Peer:
     name: str | None = None
     from_route: bool = False
     row: dict | None = None
-    authorization: str | None = None  # retained credentials: kept in memory, never replicated
+    authorization: str | None = None  # retained credentials: a local file, never replicated
     start_version: int = 0
     subscriptions: list | None = None
     links: dict = field(default_factory=dict)

@@ -18,6 +18,7 @@ from agent.core.messages import decode_changes
 from agent.core.relay import assign_origins
 from agent.core.routes import Dialing
 from agent.core.subscription import Timing
+from agent.replication import credentials
 from agent.replication.endpoint import Endpoint
 from agent.replication.link import SubscriberLink
 from agent.replication.peers import Peer, normalize_url, resolve, route_peer
@@ -76,7 +77,8 @@ class Replicator:
         self.tails = Tails(storage)
         self.peers: dict[str, Peer] = {}
         self.publishers: set = set()
-        self.retained: dict[str, str] = {}  # url -> Authorization kept by retain_authorization
+        # url -> Authorization kept by retain_authorization (a 0600 file, never a row)
+        self.retained: dict[str, str] = credentials.load(config.root)
         self.routes: list = list(config.get("replication.routes") or [])
         self._loop: asyncio.AbstractEventLoop | None = None
         self._allowed: set[str] = set()
@@ -350,6 +352,11 @@ class Replicator:
                 continue
             if self.origins_for(peer.name, database) != link.subscribed_origins:
                 link.resubscribe()
+
+    def retain(self, url: str, header: str) -> None:
+        """Keep credentials for dialling `url` (add_node's retain_authorization)."""
+        self.retained[normalize_url(url)] = header
+        credentials.save(self.config.root, self.retained)
 
     async def save_routes(self) -> None:
         """Persist replication.routes to the config file (cluster_set/delete_routes)."""

@@ -180,3 +180,58 @@ def test_schema_graphql_replicate_false_table_stays_local(tmp_path):
     finally:
         a.kill()
         b.kill()
+
+
+def test_credentials_never_reach_rows_responses_or_logs(tmp_path):
+    secret = "pw-Zq81-unique"
+    a = Agent(tmp_path / "a", config=FAST_REPLICATION, password=secret).start()
+    b = Agent(tmp_path / "b", config=FAST_REPLICATION, password=secret).start()
+    try:
+        answer = b.op(
+            {
+                "operation": "add_node",
+                "url": f"ws://{a.host}:{a.port}",
+                "authorization": {"username": "admin", "password": secret},
+                "retain_authorization": True,
+            }
+        )
+        assert secret not in str(answer)
+        kept = b.root / "keys" / "retained-authorization.json"
+        assert kept.stat().st_mode & 0o077 == 0, "the retained credentials file is private"
+        for node in (a, b):
+            wait_for(
+                lambda node=node: (
+                    len(
+                        node.op(
+                            {
+                                "operation": "search_by_value",
+                                "database": "system",
+                                "table": "hdb_nodes",
+                                "attribute": "name",
+                                "value": "*",
+                            }
+                        )
+                    )
+                    == 2
+                ),
+                10,
+            )
+            rows = node.op(
+                {
+                    "operation": "search_by_value",
+                    "database": "system",
+                    "table": "hdb_nodes",
+                    "attribute": "name",
+                    "value": "*",
+                }
+            )
+            status = node.op({"operation": "cluster_status"})
+            for text in (str(rows), str(status)):
+                assert secret not in text and "authorization" not in text.lower()
+        for node in (a, b):
+            node.stop()
+            logs = "".join(p.read_text(errors="replace") for p in (node.root / "log").glob("*.log"))
+            assert secret not in logs and secret not in node.output()
+    finally:
+        a.kill()
+        b.kill()
