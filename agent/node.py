@@ -16,7 +16,7 @@ import sys
 import time
 
 from agent import __version__
-from agent.certs.keys import load_or_create_keypair
+from agent.certs.keys import load_or_create_keys
 from agent.errors import AgentError
 from agent.identity import node_name
 from agent.lock import RootLock
@@ -101,7 +101,7 @@ class Node:
 
     def build_services(self) -> Services:
         root = self.config.root
-        private, public = load_or_create_keypair(
+        private, public = load_or_create_keys(
             root / "keys" / "jwt_private.pem", root / "keys" / "jwt_public.pem"
         )
         tokens = TokenService(

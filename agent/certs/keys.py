@@ -33,6 +33,20 @@ def public_pem_for(private_pem: bytes) -> bytes:
     return _public_pem(_load_private(private_pem))
 
 
+def load_or_create_keys(private_path: Path, public_path: Path) -> tuple[object, object]:
+    """Return (private key, public key) objects, parsing the stored key once."""
+    private_path, public_path = Path(private_path), Path(public_path)
+    if private_path.exists():
+        private_pem = private_path.read_bytes()
+    else:
+        private_pem = _create_private(private_path)
+    key = _parse_private_file(private_path, private_pem)
+    public_pem = _public_pem(key)
+    if not public_path.exists() or public_path.read_bytes() != public_pem:
+        _write_replacing(public_path, public_pem, PUBLIC_MODE)
+    return key, key.public_key()
+
+
 def load_or_create_keypair(private_path: Path, public_path: Path) -> tuple[bytes, bytes]:
     """Return the key pair stored at the two paths, creating any missing part first."""
     private_path, public_path = Path(private_path), Path(public_path)
@@ -62,7 +76,10 @@ def _public_pem(key: rsa.RSAPrivateKey) -> bytes:
 
 
 def _load_private(private_pem: bytes) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(private_pem, password=None)
+    # Our own 0600 key file: the full RSA consistency check costs ~45 ms a parse at start-up
+    key = serialization.load_pem_private_key(
+        private_pem, password=None, unsafe_skip_rsa_key_validation=True
+    )
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("not an RSA key")
     return key

@@ -307,8 +307,13 @@ class TokenService:
         self, private_pem: bytes, public_pem: bytes, operation_ttl: float, refresh_ttl: float
     ) -> None:
         # Parse the PEMs once: doing it on every request would cost more than the signature.
-        self._private_key = _load_key(private_pem, private=True)
-        self._public_key = _load_key(public_pem, private=False)
+        # Already-parsed key objects (agent.certs.keys.load_or_create_keys) are used as given.
+        self._private_key = (
+            _load_key(private_pem, private=True) if isinstance(private_pem, bytes) else private_pem
+        )
+        self._public_key = (
+            _load_key(public_pem, private=False) if isinstance(public_pem, bytes) else public_pem
+        )
         self._ttl = {OPERATION: float(operation_ttl), REFRESH: float(refresh_ttl)}
         self._check_pair()
 
@@ -417,8 +422,10 @@ class Authenticator:
     A successful password check is remembered (scrypt costs ~50 ms and the agent serves
     thousands of requests a second). The cache key is the user name and an HMAC of the
     presented password keyed by the stored hash: a password change gives a new stored hash, so
-    stale entries can never match, and the password itself is never kept. The user row and
-    role are still looked up on every request, so deactivation and role changes apply at once.
+    stale entries can never match, and the password itself is never kept. A successful Basic
+    header maps straight to its User (by a keyed digest) until `invalidate()`, which the agent
+    calls on every hdb_user or hdb_role commit, local or replicated, before the writing
+    request is answered, so deactivation and role changes still apply at once.
     """
 
     def __init__(
@@ -436,6 +443,9 @@ class Authenticator:
         self._verify = verify
         self._cache_size = cache_size
         self._cache: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+        # Successful Basic headers -> User, so a cached request costs one HMAC and a dict get
+        self._by_header: dict[bytes, tuple[User, tuple[str, bytes]]] = {}
+        self._secret = os.urandom(32)
         # Handlers may authenticate from worker threads while scrypt runs off the event loop.
         self._lock = threading.Lock()
 
@@ -450,7 +460,12 @@ class Authenticator:
         scheme = parts[0].lower()
         value = parts[1].strip() if len(parts) > 1 else ""
         if scheme == "basic":
-            return self._basic(value)
+            key = self._header_key(header)
+            user = self._cached_header(key)
+            if user is None:
+                user = self._basic(value)
+                self._remember_header(key, user, value)
+            return user
         if scheme == "bearer":
             return self._bearer(value, token_kind)
         raise Unauthorized(_UNKNOWN_SCHEME)
@@ -468,6 +483,37 @@ class Authenticator:
         """Forget every remembered password check (hdb_user or hdb_role changed)."""
         with self._lock:
             self._cache.clear()
+            self._by_header = {}
+
+    def _header_key(self, header: str) -> bytes:
+        # A keyed digest: the cache never holds the credentials themselves.
+        return hmac.digest(self._secret, header.encode("utf-8", "surrogatepass"), "sha256")
+
+    def _cached_header(self, key: bytes) -> User | None:
+        """Return the user of a remembered header while its password check is remembered."""
+        with self._lock:
+            held = self._by_header.get(key)
+            if held is None:
+                return None
+            user, check = held
+            if check not in self._cache:  # the password check was evicted: verify again
+                del self._by_header[key]
+                return None
+            self._cache.move_to_end(check)
+            return user
+
+    def _remember_header(self, key: bytes, user: User, value: str) -> None:
+        """Remember a successful Basic header until users or roles change (invalidate)."""
+        username, password = _decode_basic(value)
+        found = self._lookup(username)
+        stored = found[0].get("password") if found else None
+        if not isinstance(stored, str):
+            return
+        check = (username, hmac.new(_utf8(stored), _utf8(password), hashlib.sha256).digest())
+        with self._lock:
+            if len(self._by_header) >= self._cache_size:
+                self._by_header = {}
+            self._by_header[key] = (user, check)
 
     def would_hash(self, header: str | None) -> bool:
         """Return True when authenticating `header` would run scrypt (not cached yet).
@@ -477,6 +523,8 @@ class Authenticator:
         """
         parts = header.split(None, 1) if isinstance(header, str) else []
         if len(parts) != 2 or parts[0].lower() != "basic":
+            return False
+        if self._header_key(header) in self._by_header:
             return False
         try:
             username, password = _decode_basic(parts[1].strip())

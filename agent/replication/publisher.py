@@ -211,7 +211,7 @@ class PublisherSession:
         if any(plan.sent.get(o, 0) < floors.get(o, 0) for o in plan.origins):
             raise LinkClosed("log pruned past this subscriber's cursor; a merge is needed")
         if first is None:  # all pruned from disk: resume from what memory still holds
-            first = tail.entries[0].seq if tail.entries else tail.head + 1
+            first = tail.first_seq() or tail.head + 1
         self.position = max(self.position, first - 1)
 
     def _publishes(self, table: str) -> bool:

@@ -94,7 +94,7 @@ class Replicator:
         self._loop = asyncio.get_running_loop()
         for name in self.storage.names():
             self._tail(name)
-        self.storage.add_listener(self._committed)
+        self.storage.attach_loop(self._loop, self._on_commit)
         self.storage.on_drop.append(self._dropped)
         await self._listen()
         self._reconcile_task = asyncio.create_task(self._reconcile_forever())
@@ -144,12 +144,8 @@ class Replicator:
 
     # --- commits ----------------------------------------------------------------------
 
-    def _committed(self, database: str, entries: list) -> None:
-        """Storage listener (writer thread): hand the entries to the event loop."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._on_commit, database, entries)
-
     def _on_commit(self, database: str, entries: list) -> None:
+        """Storage loop listener: new log entries for the tails (and membership)."""
         if not self.storage.exists(database):
             return
         self._tail(database).extend(entries)

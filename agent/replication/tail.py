@@ -3,51 +3,76 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from bisect import bisect_right
 
 from agent.storage.writer import Committed
 
-MAX_BYTES = 32 * 1024 * 1024
+MAX_BYTES = 8 * 1024 * 1024  # older entries are read back from SQLite when needed
 
 
 class LogTail:
-    """The last committed entries of one database (bounded by bytes) plus a wake-up signal."""
+    """The last committed entries of one database (bounded by bytes) plus a wake-up signal.
+
+    Entries sit in seq order in a list whose live part starts at `_start`, so `after` finds
+    its place by bisection however long the tail is (a deque scan cost milliseconds at
+    100k entries and dominated the publishers' CPU).
+    """
 
     def __init__(self, head: int, max_bytes: int = MAX_BYTES) -> None:
-        self.entries: deque[Committed] = deque()
+        self._items: list[Committed] = []
+        self._seqs: list[int] = []
+        self._start = 0
         self.head = head  # seq of the newest committed entry
         self._bytes = 0
         self._max = max_bytes
         self._event = asyncio.Event()
+        self._waiting = 0
+
+    @property
+    def entries(self) -> list[Committed]:
+        return self._items[self._start :]
+
+    def first_seq(self) -> int | None:
+        return self._seqs[self._start] if self._start < len(self._seqs) else None
 
     def extend(self, entries: list[Committed]) -> None:
         """Add newly committed entries (on the event loop) and wake waiting publishers."""
         for entry in entries:
-            self.entries.append(entry)
+            if self._seqs and entry.seq <= self._seqs[-1]:
+                continue  # never out of order: the log hands out increasing seqs
+            self._items.append(entry)
+            self._seqs.append(entry.seq)
             self._bytes += len(entry.body)
             self.head = max(self.head, entry.seq)
-        while self._bytes > self._max and len(self.entries) > 1:
-            self._bytes -= len(self.entries.popleft().body)
-        self._event.set()
-        self._event = asyncio.Event()
+        self._trim()
+        if self._waiting:  # a fresh Event only when someone waits on the old one
+            self._event.set()
+            self._event = asyncio.Event()
+            self._waiting = 0
+
+    def _trim(self) -> None:
+        while self._bytes > self._max and len(self._items) - self._start > 1:
+            self._bytes -= len(self._items[self._start].body)
+            self._items[self._start] = None  # let the body go now
+            self._start += 1
+        if self._start > 1024 and self._start * 2 > len(self._items):
+            del self._items[: self._start]
+            del self._seqs[: self._start]
+            self._start = 0
 
     def after(self, seq: int, limit: int = 512) -> list[Committed] | None:
         """Return entries after `seq` from memory, or None if they are older than the tail."""
-        if not self.entries:
+        first = self.first_seq()
+        if first is None:
             return [] if seq >= self.head else None
-        first = self.entries[0].seq
         if seq + 1 < first:
             return None
-        out = []
-        for entry in self.entries:
-            if entry.seq > seq:
-                out.append(entry)
-                if len(out) >= limit:
-                    break
-        return out
+        index = bisect_right(self._seqs, seq, self._start)
+        return self._items[index : index + limit]
 
     async def wait(self, timeout: float) -> None:
         """Wait until new entries arrive or `timeout` passes."""
+        self._waiting += 1
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
         except asyncio.TimeoutError:

@@ -92,6 +92,8 @@ def _schema_write(ctx: JobContext, database: str, w: Write) -> None:
 class RemoteTransaction:
     """Apply one transaction from a peer, atomically, unless it was applied before."""
 
+    durable = False  # see Writer._sync_for: the peer holds it durably
+
     def __init__(
         self,
         database: str,
@@ -127,6 +129,8 @@ class RemoteTransaction:
 class EnsureSchema:
     """Create the tables (and attributes) a peer's Schema lists that this node lacks."""
 
+    durable = False  # see Writer._sync_for: the peer holds it durably
+
     records = 1
 
     def __init__(self, database: str, tables: list[dict]) -> None:
@@ -147,6 +151,8 @@ class EnsureSchema:
 
 class SnapshotChunk:
     """Merge a chunk of a peer's rows and remember how far the copy got (for resume)."""
+
+    durable = False  # see Writer._sync_for: the peer holds it durably
 
     def __init__(
         self, database: str, table: str, items: list, peer: str, state: dict, clock: SharedClock
@@ -175,6 +181,8 @@ class SnapshotChunk:
 
 class CopyComplete:
     """Finish a copy: cursors and floors move to the snapshot's frontier, atomically."""
+
+    durable = False  # see Writer._sync_for: the peer holds it durably
 
     records = 1
 

@@ -64,7 +64,16 @@ class Database:
 
     async def write(self, job: Job) -> Any:
         """Run a write job and return its result once it has committed."""
-        return await asyncio.wrap_future(self._submit(job))
+        writer = self._writer
+        if writer is None:
+            raise StorageError(f"database '{self.name}' is closed; write refused")
+        return await writer.submit_async(job, asyncio.get_running_loop())
+
+    def attach_loop(self, loop, listener) -> None:
+        """Run `listener(database, entries)` on `loop` after each commit."""
+        if self._writer is not None:
+            self._writer.loop = loop
+            self._writer.loop_commit = lambda entries: listener(self.name, entries)
 
     def write_sync(self, job: Job) -> Any:
         """Run a write job from a thread that is not the event loop (start-up, tests)."""

@@ -41,10 +41,19 @@ class Storage:
         self._listeners: list[CommitListener] = []
         self.on_drop: list = []  # called with a database name after its files are gone
         self._lock = threading.Lock()
+        self._loop = None
+        self._loop_listener: CommitListener | None = None
 
     def add_listener(self, listener: CommitListener) -> None:
         """Call `listener(database, entries)` on the writer thread after every commit."""
         self._listeners.append(listener)
+
+    def attach_loop(self, loop, listener: CommitListener) -> None:
+        """Call `listener(database, entries)` on `loop` after every commit (one wake-up
+        shared with the writers' results); databases opened later are attached too."""
+        self._loop, self._loop_listener = loop, listener
+        for db in self._databases.values():
+            db.attach_loop(loop, listener)
 
     def _committed(self, database: str, entries: list[Committed]) -> None:
         for listener in self._listeners:
@@ -72,6 +81,8 @@ class Storage:
             self.synchronous,
         )
         db.open()
+        if self._loop is not None:
+            db.attach_loop(self._loop, self._loop_listener)
         self._databases[name] = db
         return db
 

@@ -237,10 +237,12 @@ class CopyRun:
 
     def __init__(self, store: SimStore, plan: Any, chunk_rows: int) -> None:
         resume = plan.resume or {}
-        self.snapshot = dict(store.cursors)  # the instant these rows were read
         # Where the subscriber's cursors go: for a resume, the frontier it stored when the
         # copy began (the rows it already has are that old), as the real publisher does.
-        self.frontier = dict(resume.get("frontier") or self.snapshot)
+        self.frontier = dict(resume.get("frontier") or store.cursors)
+        # Sim-only: how new these rows may be. That is this node's cursors, or more if it
+        # is itself still settling a copy (rows ahead of cursors travel with the snapshot).
+        self.snapshot = after_snapshot(store.cursors, store.settle)
         rows = store.snapshot()
         if resume:
             start = (resume["table"], key_order(resume["after"]))
@@ -250,6 +252,7 @@ class CopyRun:
         self.resumed = int(resume.get("copied") or 0)
         self.total = self.resumed + len(rows)
         self.chunk_rows = chunk_rows
+        self._store = store
         self.started = False
         self._i = 0
 
@@ -259,6 +262,12 @@ class CopyRun:
 
     def next_chunk(self) -> m.CopyChunk | None:
         """Return the next chunk: up to chunk_rows rows, all of one table."""
+        if self.finished:
+            return None
+        done = self.rows[: self._i]
+        start = (done[-1][0], key_order(done[-1][1])) if done else None
+        live = [r for r in self._store.snapshot() if start is None or (r[0], key_order(r[1])) > start]
+        self.rows = done + live
         if self.finished:
             return None
         table = self.rows[self._i][0]
@@ -283,6 +292,7 @@ class Link:
         self.queues: dict[str, list[Frame]] = {UP: [], DOWN: []}
         self.open = True
         self.duplicated = False  # a Txn was duplicated on the wire (acks may then overcount)
+        self.reordered = False  # two Txns were swapped on the wire
         # Subscriber shell: what the last Subscribe asked for and whether it is answered.
         self.origins: frozenset[str] | None = None
         self.awaiting = False  # a Subscribe is not yet answered by Schema
@@ -346,6 +356,7 @@ class SimNetwork:
             return [frame]
         if frame.txn and queue and queue[-1].txn and rng.random() < faults.reorder:
             self.injected["reorder"] += 1
+            link.reordered = True
             queue[-1].data, frame.data = frame.data, queue[-1].data
         if frame.txn and rng.random() < faults.duplicate:
             self.injected["duplicate"] += 1
@@ -435,6 +446,7 @@ class SimNode:
             return None
         version = self.clock.tick(self.now_ms())
         self.store.commit_local(version, self.now_ms(), writes)
+        self.sim.committed.append((version, self.name, writes))
         self.pump_all()
         return version
 
@@ -534,7 +546,7 @@ class SimNode:
         top = self.store.copy_chunk(link.pub, msg.table, msg.rows, msg.last, link.pass_snapshot)
         self.clock.observe(top)
         link.subscriber.applied(0, len(msg.rows), now)
-        self.sim.emit("chunk", node=self.name, peer=link.pub, rows=len(msg.rows))
+        self.sim.emit("chunk", node=self.name, peer=link.pub, table=msg.table, rows=len(msg.rows))
 
     def _sub_copy_end(self, link: Link, msg: m.Message, now: float) -> None:
         stored = self.store.copies[link.pub].frontier
@@ -690,7 +702,9 @@ class Sim:
         self.net = SimNetwork(self, self.rng, faults or Faults())
         self.nodes: dict[str, SimNode] = {}
         self.plans: list[tuple] = []  # (time, publisher, subscriber, copy, origins)
+        self.committed: list[tuple[int, str, list[Write]]] = []  # every local transaction
         self.resets: Counter = Counter()
+        self.closed: list[tuple[Link, str]] = []  # every reset connection and why
         self.checks: list[Callable[[Sim, SimNode], None]] = []
         self.steps = 0
         self._listeners: dict[str, list[Callable]] = {}
@@ -788,6 +802,7 @@ class Sim:
             return
         link.open = False
         self.resets[reason.split(":")[0]] += 1
+        self.closed.append((link, reason))
         self.net.clear(link)
         sub, pub = self.nodes[link.sub], self.nodes[link.pub]
         if sub.out.get(link.pub) is link:
@@ -950,6 +965,20 @@ class Sim:
                     if a.get(key) != b.get(key):
                         return f"{table}/{key!r}: {nodes[0].name}={a.get(key)} {node.name}={b.get(key)}"
         return None
+
+    def expected(self) -> tuple[dict, dict]:
+        """The oracle: every committed write folded by the conflict rule, and each origin's
+        latest version; a quiet, healed cluster must hold exactly this everywhere."""
+        rows: dict[str, dict] = {}
+        cursors: dict[str, int] = {}
+        for version, origin, writes in self.committed:
+            cursors[origin] = max(cursors.get(origin, 0), version)
+            for w in writes:
+                table = rows.setdefault(w.table, {})
+                current = table.get(w.key)
+                if current is None or supersedes(version, origin, current[1], current[2]):
+                    table[w.key] = (w.value, version, origin)
+        return rows, cursors
 
     def describe(self) -> str:
         lines = [f"t={self.time}ms cut={sorted(map(sorted, self.net.cut))} resets={dict(self.resets)}"]

@@ -634,6 +634,7 @@ def test_changed_stored_hash_forces_a_new_verification(
 ) -> None:
     authenticator.authenticate(basic("alice", PASSWORD))
     directory.users["alice"]["password"] = hash_password("n3w-password")
+    authenticator.invalidate()  # as the agent does on every hdb_user / hdb_role commit
     assert unauthorized(authenticator, basic("alice", PASSWORD)) == "Login failed"
     assert authenticator.authenticate(basic("alice", "n3w-password")).username == "alice"
     authenticator.authenticate(basic("alice", "n3w-password"))
@@ -645,6 +646,7 @@ def test_deactivation_applies_even_when_the_password_is_cached(
 ) -> None:
     authenticator.authenticate(basic("alice", PASSWORD))
     directory.users["alice"]["active"] = False
+    authenticator.invalidate()  # as the agent does on every hdb_user / hdb_role commit
     assert unauthorized(authenticator, basic("alice", PASSWORD)) == "Login failed"
 
 
