@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, Union
 
 from agent.errors import ClientError
+from agent.ops.sql_lexer import SqlError, Token, syntax_error, tokenize
 from agent.storage.conditions import Compare, Condition, Group, Not, compare
 
 MAX_SQL_BYTES = 1024 * 1024
@@ -29,15 +30,6 @@ MAX_DEPTH = 64
 AGGREGATES = ("COUNT", "SUM", "AVG", "MIN", "MAX")
 
 T = TypeVar("T")
-
-
-class SqlError(ClientError):
-    """The SQL text is malformed, or uses something this subset does not support."""
-
-    def __init__(self, message: str, position: int | None = None) -> None:
-        super().__init__(message)
-        # Where parsing stopped (1-based), so a client can point at it; None for the whole text.
-        self.position = position
 
 
 @dataclass(frozen=True)
@@ -117,128 +109,8 @@ def _check_size(sql: object) -> None:
         raise SqlError("sql is empty")
 
 
-def _syntax(position: int, detail: str) -> SqlError:
-    return SqlError(f"SQL syntax error at position {position}: {detail}", position)
-
-
 def _unsupported(position: int, message: str) -> SqlError:
     return SqlError(f"{message} (at position {position})", position)
-
-
-# --- tokenizer -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Token:
-    """One lexical unit; `text` is as written, for error messages."""
-
-    kind: str  # word, name (a quoted identifier), string, number, symbol or end
-    value: Any
-    position: int
-    text: str
-
-
-# Longest first, so "<=" is not read as "<" then "=".
-_SYMBOLS = ("<=", ">=", "<>", "!=", "==", "=", "<", ">", "(", ")", ",", ".", ";", "*", "-", "+")
-_NAME_QUOTES = {"`": "`", '"': '"', "[": "]"}
-_DIGITS = "0123456789"
-
-
-def tokenize(sql: str) -> list[Token]:
-    """Split SQL text into tokens, the last of them of kind "end"."""
-    tokens = []
-    index = 0
-    while True:
-        while index < len(sql) and sql[index].isspace():
-            index += 1
-        if index >= len(sql):
-            tokens.append(Token("end", None, index + 1, ""))
-            return tokens
-        token, index = _next_token(sql, index)
-        tokens.append(token)
-
-
-def _next_token(sql: str, start: int) -> tuple[Token, int]:
-    char = sql[start]
-    if char.isalpha() or char == "_":
-        return _word(sql, start)
-    if char in _DIGITS:
-        return _number(sql, start)
-    if char == "'":
-        text, end = _quoted(sql, start, "'", "string")
-        return Token("string", text, start + 1, sql[start:end]), end
-    if char in _NAME_QUOTES:
-        return _quoted_name(sql, start)
-    for symbol in _SYMBOLS:
-        if sql.startswith(symbol, start):
-            return Token("symbol", symbol, start + 1, symbol), start + len(symbol)
-    raise _syntax(start + 1, f"unexpected character {char!r}")
-
-
-def _word(sql: str, start: int) -> tuple[Token, int]:
-    end = start + 1
-    while end < len(sql) and (sql[end].isalnum() or sql[end] in "_$"):
-        end += 1
-    text = sql[start:end]
-    return Token("word", text, start + 1, text), end
-
-
-def _quoted_name(sql: str, start: int) -> tuple[Token, int]:
-    name, end = _quoted(sql, start, _NAME_QUOTES[sql[start]], "identifier")
-    if not name:
-        raise _syntax(start + 1, "empty quoted identifier")
-    return Token("name", name, start + 1, sql[start:end]), end
-
-
-def _quoted(sql: str, start: int, close: str, what: str) -> tuple[str, int]:
-    """Read a quoted run where a doubled closing quote stands for one; return it and its end."""
-    parts = []
-    index = start + 1
-    while True:
-        end = sql.find(close, index)
-        if end < 0:
-            raise _syntax(start + 1, f"unterminated {what}")
-        parts.append(sql[index:end])
-        if not sql.startswith(close, end + 1):
-            return "".join(parts), end + 1
-        parts.append(close)
-        index = end + 2
-
-
-def _number(sql: str, start: int) -> tuple[Token, int]:
-    end = _digits(sql, start)
-    if sql.startswith(".", end) and _digits(sql, end + 1) > end + 1:
-        end = _digits(sql, end + 1)
-    end = _exponent(sql, end)
-    text = sql[start:end]
-    try:
-        value: int | float = float(text) if any(c in ".eE" for c in text) else int(text)
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:
-            # SQLite and the JSON codec hold 64-bit integers; beyond that, a double, as a
-            # JSON request body would give (and JavaScript, so HarperDB).
-            value = float(value)
-    except ValueError:  # more digits than int() converts
-        raise _syntax(start + 1, f"number {text[:20]}... is too long") from None
-    except OverflowError:  # too large even for a double
-        raise _syntax(start + 1, f"number {text[:20]}... is out of range") from None
-    if value in (float("inf"), float("-inf")):
-        raise _syntax(start + 1, f"number {text} is out of range")
-    return Token("number", value, start + 1, text), end
-
-
-def _digits(sql: str, index: int) -> int:
-    while index < len(sql) and sql[index] in _DIGITS:
-        index += 1
-    return index
-
-
-def _exponent(sql: str, index: int) -> int:
-    """Return the end of an exponent (e5, E-3) starting at index, or index when there is none."""
-    if not sql.startswith(("e", "E"), index):
-        return index
-    digits = index + 2 if sql.startswith(("+", "-"), index + 1) else index + 1
-    end = _digits(sql, digits)
-    return end if end > digits else index
 
 
 # --- parser --------------------------------------------------------------------------------
@@ -343,7 +215,7 @@ class _Parser:
         refusal = _REFUSALS.get(_keyword(token) or "")
         if refusal:
             raise _unsupported(token.position, refusal)
-        raise _syntax(token.position, f"expected {expected}, found {_describe(token)}")
+        raise syntax_error(token.position, f"expected {expected}, found {_describe(token)}")
 
     @contextmanager
     def nested(self) -> Iterator[None]:
@@ -412,7 +284,7 @@ class _Parser:
         assignments: dict[str, Any] = {}
         for name, value, position in self.comma_list(self.assignment):
             if name in assignments:
-                raise _syntax(position, f"column '{name}' is set twice")
+                raise syntax_error(position, f"column '{name}' is set twice")
             assignments[name] = value
         return Update(database, table, assignments, self.where())
 
@@ -441,7 +313,7 @@ class _Parser:
         database = self.identifier("a table name as database.table")
         if not self.accept_symbol("."):
             detail = f"table '{database}' must be qualified with its database, as database.table"
-            raise _syntax(start.position, detail)
+            raise syntax_error(start.position, detail)
         return database, self.identifier("a table name after '.'")
 
     def alias(self) -> str | None:
@@ -461,7 +333,7 @@ class _Parser:
     def check_qualifier(self, qualifier: tuple[str, ...], position: int) -> None:
         if qualifier and qualifier not in self.qualifiers:
             name = ".".join(qualifier)
-            raise _syntax(position, f"'{name}' does not name the table this statement reads")
+            raise syntax_error(position, f"'{name}' does not name the table this statement reads")
 
     def dotted(self) -> tuple[str, tuple[str, ...]]:
         """Read `[db.][table.]column`, stopping before a `.*`; return column and qualifier."""
@@ -471,7 +343,7 @@ class _Parser:
             self.advance()
             parts.append(self.identifier("a column name after '.'"))
         if len(parts) > 3:
-            raise _syntax(position, f"too many qualifiers in {'.'.join(parts)}")
+            raise syntax_error(position, f"too many qualifiers in {'.'.join(parts)}")
         return parts[-1], tuple(parts[:-1])
 
     def column(self) -> str:
@@ -530,7 +402,7 @@ class _Parser:
         if not self.accept_symbol("*"):
             name, qualifier = self.dotted()
         elif function != "COUNT":
-            raise _syntax(star.position, f"{function}(*) needs a column, not *")
+            raise syntax_error(star.position, f"{function}(*) needs a column, not *")
         self.expect_symbol(")")
         return _Pending(Column(name, self.alias(), function), qualifier, position)
 
@@ -575,7 +447,7 @@ class _Parser:
         names: list[str] = []
         for position, name in self.comma_list(lambda: (self.token.position, self.column())):
             if name in names:
-                raise _syntax(position, f"column '{name}' is named twice")
+                raise syntax_error(position, f"column '{name}' is named twice")
             names.append(name)
         self.expect_symbol(")")
         return names
@@ -587,7 +459,7 @@ class _Parser:
         self.expect_symbol(")")
         if len(values) != len(columns):
             given = f"{len(values)} value{'' if len(values) == 1 else 's'}"
-            raise _syntax(position, f"{given} given for {len(columns)} columns")
+            raise syntax_error(position, f"{given} given for {len(columns)} columns")
         return dict(zip(columns, values, strict=True))
 
     def assignment(self) -> tuple[str, Any, int]:
@@ -687,7 +559,7 @@ class _Parser:
         try:
             return compare(attribute, comparator, value)
         except ClientError as error:
-            raise _syntax(position, error.message) from None
+            raise syntax_error(position, error.message) from None
 
     def literal(self, expected: str = "a value") -> Any:
         """Read a string, a number (with an optional sign), TRUE, FALSE or NULL."""
