@@ -48,16 +48,9 @@ def load_or_create_keys(private_path: Path, public_path: Path) -> tuple[object, 
 
 
 def load_or_create_keypair(private_path: Path, public_path: Path) -> tuple[bytes, bytes]:
-    """Return the key pair stored at the two paths, creating any missing part first."""
-    private_path, public_path = Path(private_path), Path(public_path)
-    if private_path.exists():
-        private_pem = private_path.read_bytes()
-    else:
-        private_pem = _create_private(private_path)
-    public_pem = _public_pem(_parse_private_file(private_path, private_pem))
-    if not public_path.exists() or public_path.read_bytes() != public_pem:
-        _write_replacing(public_path, public_pem, PUBLIC_MODE)
-    return private_pem, public_pem
+    """Return the key pair stored at the two paths as PEM, creating any missing part first."""
+    private_key, _public = load_or_create_keys(private_path, public_path)
+    return _private_pem(private_key), Path(public_path).read_bytes()
 
 
 def _private_pem(key: rsa.RSAPrivateKey) -> bytes:

@@ -91,6 +91,17 @@ class _Pinger:
             outbox.append(m.Ping(now * 1000.0))
             self.next_ping = now + self.timing.ping_interval
 
+    def handle(self, msg, now: float, outbox: list) -> bool:
+        """Note that something arrived; answer a Ping, read a Pong. True if it was either."""
+        self.stats.last_message_at = now
+        if isinstance(msg, m.Ping):
+            outbox.append(m.Pong(msg.sent, now * 1000.0))
+            return True
+        if isinstance(msg, m.Pong):
+            self.pong(msg, now)
+            return True
+        return False
+
     def pong(self, msg, now: float) -> None:
         sent, peer = msg.sent / 1000.0, msg.peer_time / 1000.0
         self.stats.latency_ms = max(0.0, (now - sent) * 1000.0)
@@ -138,12 +149,7 @@ class Subscriber:
 
     def receive(self, msg: m.Message, now: float) -> list[Event]:
         """Handle one message from the publisher; return events for the shell."""
-        self.stats.last_message_at = now
-        if isinstance(msg, m.Ping):
-            self.outbox.append(m.Pong(msg.sent, now * 1000.0))
-            return []
-        if isinstance(msg, m.Pong):
-            self._pinger.pong(msg, now)
+        if self._pinger.handle(msg, now, self.outbox):
             return []
         if isinstance(msg, m.Close):
             self.state = CLOSED
@@ -325,12 +331,7 @@ class Publisher:
         return out
 
     def receive(self, msg: m.Message, now: float) -> list[Event]:
-        self.stats.last_message_at = now
-        if isinstance(msg, m.Ping):
-            self.outbox.append(m.Pong(msg.sent, now * 1000.0))
-            return []
-        if isinstance(msg, m.Pong):
-            self._pinger.pong(msg, now)
+        if self._pinger.handle(msg, now, self.outbox):
             return []
         if isinstance(msg, m.Close):
             return [Event("closed", msg, msg.reason)]
