@@ -12,7 +12,6 @@ A ConfigError raised anywhere below a command becomes one line on stderr,
 from __future__ import annotations
 
 import importlib
-import importlib.resources
 import os
 import shutil
 import sys
@@ -268,6 +267,8 @@ def settings_table() -> Iterator[str]:
 
 def render_unit(root: Path, user: str, executable: str | None = None) -> str:
     """Return the systemd unit with the root folder, user and executable substituted."""
+    import importlib.resources  # only install-service needs it; keeps start-up lean
+
     template = importlib.resources.files("agent") / "systemd" / UNIT_NAME
     text = template.read_text(encoding="utf-8").replace(UNIT_ROOT, str(root))
     lines = [_unit_line(line, root, user, executable) for line in text.splitlines()]

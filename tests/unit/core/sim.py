@@ -34,7 +34,7 @@ import json
 import random
 from bisect import bisect_right
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from agent.core import messages as m
@@ -252,7 +252,6 @@ class CopyRun:
         self.resumed = int(resume.get("copied") or 0)
         self.total = self.resumed + len(rows)
         self.chunk_rows = chunk_rows
-        self._store = store
         self.started = False
         self._i = 0
 
@@ -262,12 +261,6 @@ class CopyRun:
 
     def next_chunk(self) -> m.CopyChunk | None:
         """Return the next chunk: up to chunk_rows rows, all of one table."""
-        if self.finished:
-            return None
-        done = self.rows[: self._i]
-        start = (done[-1][0], key_order(done[-1][1])) if done else None
-        live = [r for r in self._store.snapshot() if start is None or (r[0], key_order(r[1])) > start]
-        self.rows = done + live
         if self.finished:
             return None
         table = self.rows[self._i][0]
@@ -609,7 +602,9 @@ class SimNode:
         cursors = self.store.cursors
         if any(cursors.get(o, 0) < v for o, v in frontier.items()):
             return False
-        return served_from_log(after_snapshot(msg.cursors, frontier), msg.origins, self.store.floors)
+        return served_from_log(
+            after_snapshot(msg.cursors, frontier), msg.origins, self.store.floors
+        )
 
     def pump_all(self) -> None:
         for link in list(self.inbound.values()):
@@ -963,7 +958,8 @@ class Sim:
                 a, b = base_rows.get(table, {}), rows.get(table, {})
                 for key in sorted(set(a) | set(b), key=key_order):
                     if a.get(key) != b.get(key):
-                        return f"{table}/{key!r}: {nodes[0].name}={a.get(key)} {node.name}={b.get(key)}"
+                        first, other = f"{nodes[0].name}={a.get(key)}", f"{node.name}={b.get(key)}"
+                        return f"{table}/{key!r}: {first} {other}"
         return None
 
     def expected(self) -> tuple[dict, dict]:
@@ -981,7 +977,9 @@ class Sim:
         return rows, cursors
 
     def describe(self) -> str:
-        lines = [f"t={self.time}ms cut={sorted(map(sorted, self.net.cut))} resets={dict(self.resets)}"]
+        lines = [
+            f"t={self.time}ms cut={sorted(map(sorted, self.net.cut))} resets={dict(self.resets)}"
+        ]
         for node in self.nodes.values():
             s = node.store
             lines.append(
@@ -989,9 +987,9 @@ class Sim:
                 f"cursors={s.cursors} floors={s.floors} log={len(s.log)}"
             )
             for peer, link in sorted(node.out.items()):
-                pub = link.publisher
+                pub, origins = link.publisher, sorted(link.origins or [])
                 lines.append(
-                    f"    ->{peer} #{link.id} {link.subscriber.state} origins={sorted(link.origins or [])} "
+                    f"    ->{peer} #{link.id} {link.subscriber.state} origins={origins} "
                     f"awaiting={link.awaiting} copying={link.copying} sent={pub.sent_records} "
                     f"acked={pub.acked_records} queued={[len(q) for q in link.queues.values()]}"
                 )

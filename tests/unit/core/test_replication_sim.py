@@ -82,7 +82,9 @@ ACTIONS = st.lists(
         st.tuples(st.just("write"), st.integers(0, 4), WRITES),
         st.tuples(st.just("write"), st.integers(0, 4), WRITES),
         st.tuples(st.just("tagged"), st.integers(0, 4)),
-        st.tuples(st.just("partition"), st.integers(0, 4), st.integers(0, 3), st.integers(200, 6000)),
+        st.tuples(
+            st.just("partition"), st.integers(0, 4), st.integers(0, 3), st.integers(200, 6000)
+        ),
         st.tuples(st.just("crash"), st.integers(0, 4), st.integers(100, 3000)),
         st.tuples(st.just("prune"), st.integers(0, 4), st.integers(0, 3000)),
         st.tuples(st.just("wait"), st.integers(1, 1500)),
@@ -103,7 +105,8 @@ def run_schedule(sim: Sim, actions: list[tuple], tagged: list) -> None:
             continue
         elif kind == "write":
             writes = [
-                delete(t, k) if v is None else put(t, k, {"v": v, "by": node}) for t, k, v in action[2]
+                delete(t, k) if v is None else put(t, k, {"v": v, "by": node})
+                for t, k, v in action[2]
             ]
             sim.write(node, writes)
         elif kind == "tagged":
@@ -413,7 +416,8 @@ def change_stream(draw) -> list[tuple[str, int, list[Write]]]:
         for spec in draw(st.lists(TXN, max_size=6)):
             version += draw(st.integers(1, 3))
             writes = [
-                put(t, k, {"o": origin, "v": version}) if keep else delete(t, k) for t, k, keep in spec
+                put(t, k, {"o": origin, "v": version}) if keep else delete(t, k)
+                for t, k, keep in spec
             ]
             txns.append((origin, version, writes))
     return txns
