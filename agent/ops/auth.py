@@ -1,4 +1,7 @@
-"""Who is calling and what they may do: passwords, role permissions, tokens, the auth header.
+"""Who is calling: RS256 tokens and the Authorization header.
+
+Password hashing lives in agent.ops.passwords and role permissions in agent.ops.permissions;
+both are re-exported here for callers that think of them as "auth".
 
 The only module importing `jwt`. Nothing here touches storage, the clock or the network: the
 caller hands in a user lookup, key material and a clock, which keeps every rule testable.
@@ -19,268 +22,22 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
-from agent.errors import AgentError, ClientError, Unauthorized
-
-_log = logging.getLogger(__name__)
-
-# -- passwords ---------------------------------------------------------------------------------
-
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-SALT_BYTES, KEY_BYTES = 16, 32
-# 128 * n * r bytes is what scrypt needs (16 MiB here); leave room, refuse absurd stored values.
-_SCRYPT_MAXMEM = 64 * 1024 * 1024
-_SCHEME = "scrypt"
-
-# Verified when the user does not exist, so that a wrong name costs what a wrong password
-# costs and response times do not reveal which user names exist.
-_DUMMY_HASH = "$".join(
-    [_SCHEME, str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), "A" * 22 + "==", "A" * 43 + "="]
+from agent.errors import AgentError, Unauthorized
+from agent.ops.passwords import DUMMY_HASH, hash_password, utf8, verify_password  # noqa: F401
+from agent.ops.permissions import (  # noqa: F401
+    ACTIONS,
+    SYSTEM_DATABASE,
+    Permissions,
+    validate_permission,
 )
 
-
-def hash_password(password: str) -> str:
-    """Hash a password with a fresh salt as `scrypt$n$r$p$<salt b64>$<hash b64>`."""
-    salt = os.urandom(SALT_BYTES)
-    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, KEY_BYTES)
-    fields = [str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)]
-    return "$".join([_SCHEME, *fields])
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Tell whether `password` matches a stored hash; a malformed stored value never matches."""
-    parsed = _parse_hash(stored) if isinstance(stored, str) else None
-    if parsed is None or not isinstance(password, str):
-        return False
-    n, r, p, salt, digest = parsed
-    try:
-        candidate = _scrypt(password, salt, n, r, p, len(digest))
-    except (ValueError, MemoryError):  # parameters OpenSSL refuses
-        return False
-    return hmac.compare_digest(candidate, digest)
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
-    return hashlib.scrypt(
-        _utf8(password), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM, dklen=dklen
-    )
-
-
-def _parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes] | None:
-    """Split a stored hash into (n, r, p, salt, digest), or None if it is not one of ours."""
-    parts = stored.split("$")
-    if len(parts) != 6 or parts[0] != _SCHEME:
-        return None
-    if not all(part.isascii() and part.isdigit() for part in parts[1:4]):
-        return None
-    n, r, p = (int(part) for part in parts[1:4])
-    try:
-        salt, digest = (base64.b64decode(part, validate=True) for part in parts[4:6])
-    except ValueError:
-        return None
-    if n < 2 or n & (n - 1) or r < 1 or p < 1 or not salt or not 16 <= len(digest) <= 64:
-        return None
-    return n, r, p, salt, digest
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _utf8(text: str) -> bytes:
-    # JSON can carry lone surrogates; encode them rather than fail on them.
-    return text.encode("utf-8", "surrogatepass")
-
-
-# -- permissions -------------------------------------------------------------------------------
-
-ACTIONS = ("read", "insert", "update", "delete")
-ATTRIBUTE_ACTIONS = ("read", "insert", "update")
-SYSTEM_DATABASE = "system"
-ROLE_FLAGS = ("super_user", "cluster_user")
-STRUCTURE_USER = "structure_user"
-ATTRIBUTE_PERMISSIONS = "attribute_permissions"
-_NOT_DATABASES = (*ROLE_FLAGS, STRUCTURE_USER)
-
-
-@dataclass(frozen=True)
-class Permissions:
-    """What a role may do: everything (super_user) or per-table actions."""
-
-    super_user: bool = False
-    cluster_user: bool = False
-    # database -> table -> granted actions; only grants that are exactly `true` count.
-    grants: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
-
-    @classmethod
-    def from_role(cls, role: Mapping[str, Any] | None) -> Permissions:
-        """Read a role row `{"id", "role", "permission"}`; None or junk grants nothing."""
-        permission = role.get("permission") if isinstance(role, Mapping) else None
-        if not isinstance(permission, Mapping):
-            return cls()
-        return cls(
-            super_user=permission.get("super_user") is True,
-            cluster_user=permission.get("cluster_user") is True,
-            grants=_grants_of(permission),
-        )
-
-    def allows(self, database: str, table: str, action: str) -> bool:
-        """Tell whether this role may `action` (read/insert/update/delete) on the table."""
-        if action not in ACTIONS:
-            raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
-        if self.super_user:
-            return True
-        if database == SYSTEM_DATABASE:
-            return False
-        return action in self.grants.get(database, {}).get(table, frozenset())
-
-    def can_describe(self, database: str, table: str) -> bool:
-        """Tell whether the role holds any grant on the table, enough to see its schema."""
-        if self.super_user:
-            return True
-        if database == SYSTEM_DATABASE:
-            return False
-        return bool(self.grants.get(database, {}).get(table))
-
-
-def _grants_of(permission: Mapping[str, Any]) -> dict[str, dict[str, frozenset[str]]]:
-    grants: dict[str, dict[str, frozenset[str]]] = {}
-    for database, spec in permission.items():
-        tables = spec.get("tables") if isinstance(spec, Mapping) else None
-        if database in _NOT_DATABASES or not isinstance(tables, Mapping):
-            continue
-        grants[database] = {
-            table: frozenset(a for a in ACTIONS if grant.get(a) is True)
-            for table, grant in tables.items()
-            if isinstance(grant, Mapping)
-        }
-    return grants
-
-
-def validate_permission(permission: object) -> dict[str, Any]:
-    """Check an add_role/alter_role permission document and return it normalised.
-
-    Missing table actions become `false` and a missing `attribute_permissions` becomes `[]`
-    (HarperDB assumes false for what is not granted). Whether each database, table and
-    attribute exists is the caller's check: this one knows no schema.
-    """
-    if permission is None:
-        raise ClientError("permission is required")
-    if not isinstance(permission, Mapping):
-        raise ClientError("'permission' must be an object")
-    result: dict[str, Any] = {"super_user": False}
-    for key, value in permission.items():
-        if key in ROLE_FLAGS:
-            result[key] = _flag(key, value)
-        elif key == STRUCTURE_USER:
-            result[key] = _structure_user(value)
-        else:
-            result[key] = _database_permission(key, value)
-    _check_role_type(result)
-    return result
-
-
-def _flag(key: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ClientError(f"Value for '{key}' permission must be a boolean")
-    return value
-
-
-def _structure_user(value: object) -> bool | list[str]:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise ClientError(f"Value for '{STRUCTURE_USER}' permission must be a boolean or Array")
-
-
-def _check_role_type(result: Mapping[str, Any]) -> None:
-    """Refuse a super_user or cluster_user role that also lists grants (HarperDB does)."""
-    flagged = [flag for flag in ROLE_FLAGS if result.get(flag) is True]
-    if len(flagged) > 1:
-        raise ClientError(
-            "Roles cannot have both 'super_user' and 'cluster_user' values included in their "
-            "permissions set."
-        )
-    if flagged and any(key not in ROLE_FLAGS for key in result):
-        raise ClientError(
-            f"Roles with '{flagged[0]}' set to true cannot have other permissions set."
-        )
-
-
-def _database_permission(database: str, spec: object) -> dict[str, Any]:
-    if not database:
-        raise ClientError("Invalid database name '' in permission")
-    if not isinstance(spec, Mapping):
-        raise ClientError(f"Value for database '{database}' must be an object")
-    for key in spec:
-        if key != "tables":
-            raise ClientError(f"Invalid database permission key value '{key}' for '{database}'")
-    tables = spec.get("tables", {})
-    if not isinstance(tables, Mapping):
-        raise ClientError(f"Value for 'tables' must be an object for '{database}'")
-    return {"tables": {t: _table_permission(f"{database}.{t}", g) for t, g in tables.items()}}
-
-
-def _table_permission(where: str, grant: object) -> dict[str, Any]:
-    if not isinstance(grant, Mapping):
-        raise ClientError(f"Value for table permissions must be an object for '{where}'")
-    for key in grant:
-        if key not in ACTIONS and key != ATTRIBUTE_PERMISSIONS:
-            raise ClientError(f"Invalid table permission key value '{key}' for '{where}'")
-    result: dict[str, Any] = {}
-    for action in ACTIONS:
-        result[action] = grant.get(action, False)
-        if not isinstance(result[action], bool):
-            raise ClientError(f"Table {action.upper()} permission must be a boolean for '{where}'")
-    result[ATTRIBUTE_PERMISSIONS] = _attribute_permissions(where, grant, result)
-    return result
-
-
-def _attribute_permissions(where: str, grant: Mapping[str, Any], table: dict) -> list[dict]:
-    entries = grant.get(ATTRIBUTE_PERMISSIONS)
-    if entries is None:
-        return []
-    if not isinstance(entries, list):
-        raise ClientError(f"Value for '{ATTRIBUTE_PERMISSIONS}' must be an array for '{where}'")
-    result = [_attribute_permission(where, entry) for entry in entries]
-    for action in ATTRIBUTE_ACTIONS:
-        if not table[action] and any(entry[action] for entry in result):
-            raise ClientError(
-                f"You have a conflict with TABLE permissions for '{where}' being false and "
-                "ATTRIBUTE permissions being true"
-            )
-    return result
-
-
-def _attribute_permission(where: str, entry: object) -> dict[str, Any]:
-    if not isinstance(entry, Mapping):
-        raise ClientError(f"Entries in '{ATTRIBUTE_PERMISSIONS}' must be objects for '{where}'")
-    for key in entry:
-        # HarperDB tolerates a `delete` key here although attributes have no delete grant.
-        if key not in (*ATTRIBUTE_ACTIONS, "attribute_name", "delete"):
-            raise ClientError(f"Invalid attribute permission key value '{key}' for '{where}'")
-    name = entry.get("attribute_name")
-    if not isinstance(name, str) or not name:
-        raise ClientError(
-            f"Permission object in '{ATTRIBUTE_PERMISSIONS}' missing an 'attribute_name' "
-            f"for '{where}'"
-        )
-    result: dict[str, Any] = {"attribute_name": name}
-    for action in ATTRIBUTE_ACTIONS:
-        result[action] = entry.get(action, False)
-        if not isinstance(result[action], bool):
-            raise ClientError(
-                f"{action.upper()} attribute permission for '{name}' must be a boolean "
-                f"for '{where}'"
-            )
-    return result
-
+_log = logging.getLogger(__name__)
 
 # -- tokens ------------------------------------------------------------------------------------
 
@@ -509,7 +266,7 @@ class Authenticator:
         stored = found[0].get("password") if found else None
         if not isinstance(stored, str):
             return
-        check = (username, hmac.new(_utf8(stored), _utf8(password), hashlib.sha256).digest())
+        check = (username, hmac.new(utf8(stored), utf8(password), hashlib.sha256).digest())
         with self._lock:
             if len(self._by_header) >= self._cache_size:
                 self._by_header = {}
@@ -534,7 +291,7 @@ class Authenticator:
         stored = found[0].get("password") if found else None
         if not isinstance(stored, str):
             return True
-        key = (username, hmac.new(_utf8(stored), _utf8(password), hashlib.sha256).digest())
+        key = (username, hmac.new(utf8(stored), utf8(password), hashlib.sha256).digest())
         with self._lock:
             return key not in self._cache
 
@@ -559,7 +316,7 @@ class Authenticator:
         """Return the active user these credentials belong to, or None."""
         found = self._lookup(username) if username else None
         if found is None:
-            self._verify(password, _DUMMY_HASH)
+            self._verify(password, DUMMY_HASH)
             _log.debug("login failed: no user %r", username)
             return None
         row, role = found
@@ -571,7 +328,7 @@ class Authenticator:
         return user if user.active else None
 
     def _password_ok(self, username: str, password: str, stored: str) -> bool:
-        key = (username, hmac.new(_utf8(stored), _utf8(password), hashlib.sha256).digest())
+        key = (username, hmac.new(utf8(stored), utf8(password), hashlib.sha256).digest())
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
