@@ -15,43 +15,30 @@ restarts on the filled root) and the agent's VmRSS, sampled every 0.2 s througho
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
-import math
-import os
-import platform
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
-import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
 
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT / "tests"))
+sys.path[:0] = [str(PROJECT / "bench"), str(PROJECT / "tests")]
 
+import common  # noqa: E402
+from common import MB, BenchError, Client, fmt_rate, percentile  # noqa: E402
 from harness import PASSWORD, Agent  # noqa: E402
 
-QUICK = os.environ.get("BENCH_QUICK") == "1"
-SCALE = 10 if QUICK else 1
+SCALE = 10 if common.QUICK else 1
 REPS = 3
 RESTARTS = 3
 # batch size -> (timed requests, warm-up requests), before the BENCH_QUICK scale
 CELLS = {1: (2000, 200), 100: (200, 0), 1000: (50, 0)}
 BASELINE_BATCH = 1000
 BASELINE_TXS = 50
-RSS_INTERVAL = 0.2
 DATABASE = "data"
 ORIGIN = "bench-baseline"
-CITIES = ("Denver", "Portland", "Austin", "Boston", "Chicago", "Seattle", "Atlanta", "Phoenix")
-BIO = "x" * 69
-MB = 1024 * 1024
-RESULTS = PROJECT / "bench" / "results" / ("ingest.quick.json" if QUICK else "ingest.json")
+RESULTS = common.results_path("ingest")
 
 # name -> (description, comparison, limit, unit)
 TARGETS = {
@@ -71,108 +58,7 @@ HARPERDB_47 = {
 }
 
 
-class BenchError(RuntimeError):
-    """The agent answered something a benchmark step cannot go on with."""
-
-
-# -- records and request bodies ----------------------------------------------------------------
-
-
-def make_record(i: int) -> dict:
-    """Return one ~200 B record of the shape HarperDB was measured with."""
-    return {
-        "id": i,
-        "name": f"name-{i}",
-        "email": f"user{i}@example.com",
-        "city": CITIES[i % len(CITIES)],
-        "score": i % 1000,
-        "active": i % 2 == 0,
-        "bio": BIO,
-    }
-
-
-def insert_bodies(table: str, batch: int, requests: int, first_id: int) -> list[bytes]:
-    """Encode `requests` insert bodies of `batch` records each, ids from `first_id` on."""
-    bodies = []
-    for n in range(requests):
-        start = first_id + n * batch
-        records = [make_record(i) for i in range(start, start + batch)]
-        op = {"operation": "insert", "database": DATABASE, "table": table, "records": records}
-        bodies.append(json.dumps(op, separators=(",", ":")).encode())
-    return bodies
-
-
-# -- HTTP client -------------------------------------------------------------------------------
-
-
-class _CountingConnection(http.client.HTTPConnection):
-    """An HTTPConnection that counts how often it had to (re)connect."""
-
-    connects = 0
-
-    def connect(self) -> None:
-        self.connects += 1
-        super().connect()
-
-
-class Client:
-    """One keep-alive connection to the operations API with a precomputed Basic auth header."""
-
-    def __init__(self, host: str, port: int, password: str) -> None:
-        self.conn = _CountingConnection(host, port, timeout=120)
-        token = base64.b64encode(f"admin:{password}".encode()).decode("ascii")
-        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
-
-    @property
-    def connects(self) -> int:
-        return self.conn.connects
-
-    def post(self, body: bytes) -> tuple[int, bytes]:
-        """POST one encoded operation; return (status, raw body)."""
-        self.conn.request("POST", "/", body, self.headers)
-        resp = self.conn.getresponse()
-        return resp.status, resp.read()
-
-    def op(self, body: dict) -> Any:
-        """POST an operation that must succeed; return its decoded answer."""
-        status, raw = self.post(json.dumps(body).encode())
-        if status != 200:
-            raise BenchError(f"{body.get('operation')} -> {status}: {raw[:300]!r}")
-        return json.loads(raw)
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-# -- statistics --------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def summarize(runs: list[dict], keys: tuple[str, ...]) -> dict:
-    """Median of each key over the runs (each key on its own, as the HarperDB doc reports)."""
-    return {key: statistics.median(run[key] for run in runs) for key in keys}
-
-
 # -- agent ingest cells ------------------------------------------------------------------------
-
-
-def timed_requests(client: Client, bodies: list[bytes]) -> tuple[float, list[float]]:
-    """Send bodies one after another; return (wall seconds, per-request seconds)."""
-    post, clock = client.post, time.perf_counter
-    latencies = []
-    start = clock()
-    for body in bodies:
-        sent = clock()
-        status, raw = post(body)
-        latencies.append(clock() - sent)
-        if status != 200:
-            raise BenchError(f"insert -> {status}: {raw[:300]!r}")
-    return clock() - start, latencies
 
 
 def check_count(client: Client, table: str, expected: int) -> None:
@@ -187,11 +73,13 @@ def run_rep(client: Client, batch: int, requests: int, warmup: int, rep: int) ->
     table = f"ingest_b{batch}_r{rep}"
     create = {"operation": "create_table", "database": DATABASE, "table": table}
     client.op({**create, "primary_key": "id"})
-    warm = insert_bodies(table, batch, warmup, first_id=1)
-    bodies = insert_bodies(table, batch, requests, first_id=1 + warmup * batch)
-    timed_requests(client, warm)
+    warm = common.insert_bodies(DATABASE, table, warmup * batch, batch, first_id=1)
+    bodies = common.insert_bodies(
+        DATABASE, table, requests * batch, batch, first_id=1 + warmup * batch
+    )
+    common.timed_requests(client, warm)
     connects = client.connects
-    elapsed, latencies = timed_requests(client, bodies)
+    elapsed, latencies = common.timed_requests(client, bodies)
     reconnects = client.connects - connects
     check_count(client, table, (warmup + requests) * batch)
     latencies.sort()
@@ -210,7 +98,7 @@ def run_cell(client: Client, batch: int, baseline: dict) -> dict:
     """Run one batch size REPS times; return the median, the runs and the baseline ratio."""
     requests, warmup = (n // SCALE for n in CELLS[batch])
     runs = [run_rep(client, batch, requests, warmup, rep) for rep in range(REPS)]
-    median = summarize(runs, ("records_per_s", "p50_ms", "p99_ms"))
+    median = common.summarize(runs, ("records_per_s", "p50_ms", "p99_ms"))
     out = {
         "batch": batch,
         "requests": requests,
@@ -248,7 +136,7 @@ def open_baseline(path: Path) -> sqlite3.Connection:
 def baseline_rep(path: Path, per_tx: int, txs: int) -> dict:
     """Insert `txs` transactions of `per_tx` JSON records plus one log row each."""
     conn = open_baseline(path)
-    records = [make_record(i) for i in range(1, per_tx * txs + 1)]
+    records = [common.make_record(i) for i in range(1, per_tx * txs + 1)]
     start = time.perf_counter()
     for version in range(txs):
         chunk = records[version * per_tx : (version + 1) * per_tx]
@@ -293,29 +181,13 @@ def run_baseline(workdir: Path) -> dict:
 # -- start-up and RSS --------------------------------------------------------------------------
 
 
-def health_ok(agent: Agent) -> bool:
-    """Tell whether GET /health answers 200 right now (fresh connection, short timeout)."""
-    conn = http.client.HTTPConnection(agent.host, agent.port, timeout=1)
-    try:
-        conn.request("GET", "/health")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
 def start_to_serving(agent: Agent, timeout: float = 30.0) -> float:
     """Spawn the agent and return seconds until GET /health first answers 200."""
     start = time.perf_counter()
     agent.start(wait=False)
-    while not health_ok(agent):
-        if agent.proc.poll() is not None:
-            raise BenchError(f"agent exited with {agent.proc.returncode}: {agent.output()}")
-        if time.perf_counter() - start > timeout:
-            raise BenchError(f"agent not serving after {timeout}s: {agent.output()}")
-        time.sleep(0.002)
-    return time.perf_counter() - start
+    return (
+        common.poll_until(lambda: common.health_ok(agent), timeout, 0.002, "/health", agent) - start
+    )
 
 
 def measure_restarts(agent: Agent) -> dict:
@@ -332,46 +204,21 @@ def measure_restarts(agent: Agent) -> dict:
     }
 
 
-def read_rss(pid: int) -> int | None:
-    """Return VmRSS of a process in bytes, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-class RssSampler:
+class RssSampler(common.PeriodicSampler):
     """Sample the agent's VmRSS every `interval` seconds on a daemon thread, by phase."""
 
-    def __init__(self, agent: Agent, interval: float = RSS_INTERVAL) -> None:
+    def __init__(self, agent: Agent) -> None:
+        super().__init__()
         self.agent = agent
-        self.interval = interval
         self.phase = "start"
         self.samples: list[tuple[str, int]] = []
-        self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self._thread.join()
 
     def sample(self) -> None:
         """Take one sample now (if the agent is running)."""
         proc = self.agent.proc
-        rss = read_rss(proc.pid) if proc is not None and proc.poll() is None else None
+        rss = common.read_rss(proc.pid) if proc is not None and proc.poll() is None else None
         if rss:
             self.samples.append((self.phase, rss))
-
-    def _loop(self) -> None:
-        while not self._halt.wait(self.interval):
-            self.sample()
 
     def report(self) -> dict:
         """Max and last overall and per phase, in MB."""
@@ -404,43 +251,6 @@ def target_values(cells: dict, startup: dict, rss: dict) -> dict[str, float]:
         "first_start_to_serving_s": startup["first_start_s"],
         "rss_max_mb": rss["max_mb"],
     }
-
-
-def evaluate_targets(values: dict[str, float]) -> dict:
-    """PASS/MISS per target; never raises."""
-    compare: dict[str, Callable[[float, float], bool]] = {
-        ">=": lambda v, limit: v >= limit,
-        "<": lambda v, limit: v < limit,
-    }
-    out = {}
-    for name, (what, op, limit, unit) in TARGETS.items():
-        value = values[name]
-        out[name] = {
-            "what": what,
-            "value": value,
-            "target": f"{op} {limit} {unit}",
-            "pass": compare[op](value, limit),
-        }
-    return out
-
-
-def machine() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def fmt_rate(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def fmt_value(value: float) -> str:
-    """Rates without decimals, small figures (ms, s) with three."""
-    return fmt_rate(value) if value >= 100 else f"{value:.3f}"
 
 
 def print_summary(result: dict) -> None:
@@ -489,45 +299,10 @@ def print_summary(result: dict) -> None:
         f"({rss['samples']} samples every {rss['interval_s']} s; HarperDB idle 225-235 MB)"
     )
     print("\ntargets:")
-    for t in result["targets"].values():
-        mark = "PASS" if t["pass"] else "MISS"
-        print(f"  {mark}  {t['what']:<32} {t['target']:<14} measured {fmt_value(t['value'])}")
-
-
-def write_results(result: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {RESULTS.relative_to(PROJECT)}")
+    common.print_targets(result["targets"], 32, 14)
 
 
 # -- the run -----------------------------------------------------------------------------------
-
-
-def agent_env(workdir: Path) -> dict:
-    """Environment for the agent: importable whatever the cwd, bytecode cached in `workdir`.
-
-    An installed agent runs from .pyc files; a sandbox with PYTHONDONTWRITEBYTECODE=1 and no
-    __pycache__ would compile every module at every start. A private PYTHONPYCACHEPREFIX keeps
-    the source tree clean and lets `warm_bytecode` fill the cache once.
-    """
-    paths = [str(PROJECT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    return {
-        "PYTHONPATH": os.pathsep.join(paths),
-        "PYTHONDONTWRITEBYTECODE": "",
-        "PYTHONPYCACHEPREFIX": str(workdir / "pycache"),
-    }
-
-
-def warm_bytecode(workdir: Path, env: dict) -> None:
-    """Start and stop a throwaway agent (untimed) so every module it imports is compiled."""
-    scratch = Agent(workdir / "warmup", env=env, password=PASSWORD)
-    try:
-        scratch.start(wait=True, timeout=60)
-    finally:
-        try:
-            scratch.stop()
-        except Exception:
-            scratch.kill()
 
 
 def run_agent_phases(agent: Agent, sampler: RssSampler, baseline: dict) -> dict:
@@ -535,7 +310,7 @@ def run_agent_phases(agent: Agent, sampler: RssSampler, baseline: dict) -> dict:
     sampler.start()
     first = start_to_serving(agent)
     print(f"agent {agent.url} serving after {first:.3f} s (empty root)", flush=True)
-    client = Client(agent.host, agent.port, agent.password)
+    client = Client(agent)
     cells = {}
     try:
         for batch in CELLS:
@@ -557,38 +332,29 @@ def run_agent_phases(agent: Agent, sampler: RssSampler, baseline: dict) -> dict:
 
 
 def main() -> int:
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
-    workdir = Path(tempfile.mkdtemp(prefix="harper-bench-", dir=os.environ.get("BENCH_DIR")))
-    env = agent_env(workdir)
+    load_at_start = common.loadavg()
+    workdir = common.make_workdir("harper-bench-")
+    env = common.agent_env(workdir)
     agent = Agent(workdir / "agent", env=env, password=PASSWORD)
     sampler = RssSampler(agent)
     try:
         print(f"workdir {workdir}; baseline ...", flush=True)
         baseline = run_baseline(workdir)
-        warm_bytecode(workdir, env)
+        common.warm_bytecode(Agent(workdir / "warmup", env=env, password=PASSWORD))
         measured = run_agent_phases(agent, sampler, baseline)
     finally:
         sampler.stop()
-        try:
-            agent.stop()
-        except Exception:
-            agent.kill()
-        if os.environ.get("BENCH_KEEP") != "1":
-            shutil.rmtree(workdir, ignore_errors=True)
+        common.stop_agents([agent])
+        common.remove_workdir(workdir)
     rss = sampler.report()
     result = {
-        "machine": {**machine(), "loadavg_at_start": load_at_start},
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "quick": QUICK,
+        **common.result_head(load_at_start, {"sqlite": sqlite3.sqlite_version}),
         "baseline": baseline,
         **measured,
         "rss": rss,
-        "targets": evaluate_targets(target_values(measured["cells"], measured["startup"], rss)),
-        "harperdb_4_7": HARPERDB_47,
     }
-    print_summary(result)
-    write_results(result)
-    return 0
+    values = target_values(measured["cells"], measured["startup"], rss)
+    return common.finish(result, TARGETS, values, "", HARPERDB_47, print_summary, RESULTS)
 
 
 if __name__ == "__main__":

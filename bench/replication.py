@@ -28,54 +28,43 @@ except replication.retryInterval = 100ms (so a restarted peer is re-dialled prom
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
 import math
 import os
-import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT / "tests"))
+sys.path[:0] = [str(PROJECT / "bench"), str(PROJECT / "tests")]
 # keep the bench's loopback addresses apart from a test run's (harness default base 20)
 os.environ.setdefault("HARPER_TEST_HOST_BASE", "600")
 
+import common  # noqa: E402
+from common import MB, BenchError, fmt_rate, percentile, poll_until, stop_agents  # noqa: E402
 from harness import PASSWORD, Agent, Cluster  # noqa: E402
 
-QUICK = os.environ.get("BENCH_QUICK") == "1"
-REPS = 1 if QUICK else 3
+REPS = 1 if common.QUICK else 3
 SIZES = (2, 3)
 BATCHES = (100, 1000)
-THROUGHPUT_RECORDS = 10_000 if QUICK else 100_000
+THROUGHPUT_RECORDS = 10_000 if common.QUICK else 100_000
 BASELINE_BATCH = 1000
-LAG_SAMPLES = 60 if QUICK else 300
+LAG_SAMPLES = 60 if common.QUICK else 300
 LAG_WARMUP = 20
 LAG_RATE = 200  # writes per second
 LAG_TIMEOUT = 10.0
-SYNC_RECORDS = 10_000 if QUICK else 100_000
-CATCHUP_RECORDS = 5_000 if QUICK else 50_000
+SYNC_RECORDS = 10_000 if common.QUICK else 100_000
+CATCHUP_RECORDS = 5_000 if common.QUICK else 50_000
 LOAD_BATCH = 1000  # untimed loading (sync) and the catch-up inserts
 COUNT_INTERVAL = 0.05
 HEALTH_INTERVAL = 0.005
-RSS_INTERVAL = 0.2
 REPLICATE_TIMEOUT = 300.0
 DATABASE = "db"
 TABLE = "t"
-CITIES = ("Denver", "Portland", "Austin", "Boston", "Chicago", "Seattle", "Atlanta", "Phoenix")
-BIO = "x" * 69
-MB = 1024 * 1024
-RESULTS = (
-    PROJECT / "bench" / "results" / ("replication.quick.json" if QUICK else "replication.json")
-)
+RESULTS = common.results_path("replication")
 # agent defaults (30 s pings, 10 s stall) except a prompt re-dial of a restarted peer;
 # the harness's FAST_REPLICATION pings would add traffic to the throughput runs
 TIMINGS = {
@@ -108,164 +97,42 @@ HARPERDB_47 = {
 SPAWNED: list[Agent] = []  # every agent this run started, stopped in main's finally
 
 
-class BenchError(RuntimeError):
-    """The agents answered something a benchmark step cannot go on with."""
-
-
-# -- records and request bodies ----------------------------------------------------------------
-
-
-def make_record(i: int) -> dict:
-    """Return one ~200 B record of the shape HarperDB was measured with."""
-    return {
-        "id": i,
-        "name": f"name-{i}",
-        "email": f"user{i}@example.com",
-        "city": CITIES[i % len(CITIES)],
-        "score": i % 1000,
-        "active": i % 2 == 0,
-        "bio": BIO,
-    }
-
-
-def encode(op: dict) -> bytes:
-    """Encode one operation compactly."""
-    return json.dumps(op, separators=(",", ":")).encode()
+# -- requests ----------------------------------------------------------------------------------
 
 
 def insert_bodies(records: int, batch: int, first_id: int = 1) -> list[bytes]:
     """Encode insert bodies of `batch` records each into db.t, `records` in all."""
-    bodies = []
-    for start in range(first_id, first_id + records, batch):
-        stop = min(start + batch, first_id + records)
-        rows = [make_record(i) for i in range(start, stop)]
-        bodies.append(
-            encode({"operation": "insert", "database": DATABASE, "table": TABLE, "records": rows})
-        )
-    return bodies
+    return common.insert_bodies(DATABASE, TABLE, records, batch, first_id)
 
 
-# -- HTTP client -------------------------------------------------------------------------------
+COUNT_BODY = common.encode(
+    {"operation": "sql", "sql": f"SELECT COUNT(*) AS n FROM {DATABASE}.{TABLE}"}
+)
 
 
-class Client:
-    """One keep-alive connection to an agent's operations API, Basic auth precomputed."""
-
-    def __init__(self, agent: Agent, timeout: float = 120.0) -> None:
-        self.conn = http.client.HTTPConnection(agent.host, agent.port, timeout=timeout)
-        token = base64.b64encode(f"admin:{agent.password}".encode()).decode("ascii")
-        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
-
-    def post(self, body: bytes) -> tuple[int, bytes]:
-        """POST one encoded operation; return (status, raw body)."""
-        self.conn.request("POST", "/", body, self.headers)
-        resp = self.conn.getresponse()
-        return resp.status, resp.read()
-
-    def op(self, body: dict) -> Any:
-        """POST an operation that must succeed; return its decoded answer."""
-        status, raw = self.post(json.dumps(body).encode())
-        if status != 200:
-            raise BenchError(f"{body.get('operation')} -> {status}: {raw[:300]!r}")
-        return json.loads(raw)
+class Client(common.Client):
+    """The shared keep-alive client, plus COUNT(*) of db.t."""
 
     def count(self) -> int:
         """SELECT COUNT(*) of db.t, or -1 while the table does not exist here."""
         status, raw = self.post(COUNT_BODY)
         return json.loads(raw)[0]["n"] if status == 200 else -1
 
-    def close(self) -> None:
-        self.conn.close()
-
-
-COUNT_BODY = encode({"operation": "sql", "sql": f"SELECT COUNT(*) AS n FROM {DATABASE}.{TABLE}"})
-
-
-def send_all(client: Client, bodies: list[bytes]) -> list[float]:
-    """Send insert bodies one after another; return each request's seconds."""
-    post, clock = client.post, time.perf_counter
-    latencies = []
-    for body in bodies:
-        sent = clock()
-        status, raw = post(body)
-        latencies.append(clock() - sent)
-        if status != 200:
-            raise BenchError(f"insert -> {status}: {raw[:300]!r}")
-    return latencies
-
-
-def health_ok(agent: Agent) -> bool:
-    """Tell whether GET /health answers 200 right now (fresh connection, short timeout)."""
-    conn = http.client.HTTPConnection(agent.host, agent.port, timeout=1)
-    try:
-        conn.request("GET", "/health")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
-def poll_until(
-    check: Callable[[], bool], timeout: float, interval: float, what: str, agent: Agent
-) -> float:
-    """Call `check` every `interval` s until true; return perf_counter() at that moment."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        if check():
-            return time.perf_counter()
-        if agent.proc is None or agent.proc.poll() is not None:
-            raise BenchError(f"{agent.url} exited while waiting for {what}: {agent.output()}")
-        if time.perf_counter() > deadline:
-            raise BenchError(f"timed out after {timeout}s waiting for {what} on {agent.url}")
-        time.sleep(interval)
-
-
-# -- statistics --------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
 
 def summarize(runs: list[dict], keys: tuple[str, ...]) -> dict:
-    """Median of each key over the runs (each key on its own, as the HarperDB doc reports)."""
-    return {key: round(statistics.median(run[key] for run in runs), 3) for key in keys}
+    """Median of each key over the runs, rounded to 3 decimals."""
+    return common.summarize(runs, keys, ndigits=3)
 
 
 # -- RSS of every agent ------------------------------------------------------------------------
 
 
-def read_rss(pid: int) -> int | None:
-    """Return VmRSS of a process in bytes, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-class FleetRss:
+class FleetRss(common.PeriodicSampler):
     """Sample VmRSS of every spawned agent every `interval` s on a daemon thread."""
 
-    def __init__(self, interval: float = RSS_INTERVAL) -> None:
-        self.interval = interval
+    def __init__(self) -> None:
+        super().__init__()
         self.samples: dict[int, list[tuple[float, int]]] = {}  # id(agent) -> (time, bytes)
-        self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._halt.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def sample(self) -> None:
         """Take one sample of every agent that is running now."""
@@ -274,13 +141,9 @@ class FleetRss:
             proc = agent.proc
             if proc is None or proc.poll() is not None:
                 continue
-            rss = read_rss(proc.pid)
+            rss = common.read_rss(proc.pid)
             if rss:
                 self.samples.setdefault(id(agent), []).append((now, rss))
-
-    def _loop(self) -> None:
-        while not self._halt.wait(self.interval):
-            self.sample()
 
     def peak_mb(self, agent: Agent, since: float = 0.0, until: float = math.inf) -> float:
         """Largest sample of `agent` taken in [since, until], in MB (0 if none)."""
@@ -298,20 +161,6 @@ class FleetRss:
 # -- agents and clusters -----------------------------------------------------------------------
 
 
-def agent_env(workdir: Path) -> dict:
-    """Environment for the agents: importable whatever the cwd, bytecode cached in `workdir`.
-
-    A sandbox with PYTHONDONTWRITEBYTECODE=1 and no __pycache__ would compile every module at
-    every start (about 0.1 s), which would show in the catch-up figure.
-    """
-    paths = [str(PROJECT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    return {
-        "PYTHONPATH": os.pathsep.join(paths),
-        "PYTHONDONTWRITEBYTECODE": "",
-        "PYTHONPYCACHEPREFIX": str(workdir / "pycache"),
-    }
-
-
 def new_agent(root: Path, env: dict) -> Agent:
     """An agent with the bench timings, registered for RSS sampling and the final stop."""
     agent = Agent(root, config=json.loads(json.dumps(TIMINGS)), env=env, password=PASSWORD)
@@ -326,15 +175,6 @@ def new_cluster(root: Path, size: int, env: dict) -> Cluster:
         node.extra_env = env
         SPAWNED.append(node)
     return cluster
-
-
-def stop_agents(agents: list[Agent]) -> None:
-    """SIGTERM every agent (SIGKILL if that fails); never raises."""
-    for agent in agents:
-        try:
-            agent.stop()
-        except Exception:
-            agent.kill()
 
 
 def create_table(agent: Agent) -> None:
@@ -366,23 +206,12 @@ def boot_cluster(cluster: Cluster) -> None:
         wait_table(node)
 
 
-def warm_bytecode(workdir: Path, env: dict) -> None:
-    """Start and stop a throwaway agent (untimed) so every module it imports is compiled."""
-    scratch = new_agent(workdir / "warmup", env)
-    try:
-        scratch.start(wait=True, timeout=60)
-    finally:
-        stop_agents([scratch])
-
-
 def load(agent: Agent, records: int, first_id: int = 1) -> float:
     """Insert `records` into db.t in batches of LOAD_BATCH; return the seconds it took."""
     bodies = insert_bodies(records, LOAD_BATCH, first_id)
     client = Client(agent)
     try:
-        start = time.perf_counter()
-        send_all(client, bodies)
-        return time.perf_counter() - start
+        return common.timed_requests(client, bodies)[0]
     finally:
         client.close()
 
@@ -445,9 +274,7 @@ def baseline_run(workdir: Path, env: dict, rss: FleetRss, rep: int) -> dict:
         bodies = insert_bodies(THROUGHPUT_RECORDS, BASELINE_BATCH)
         client = Client(agent)
         try:
-            start = time.perf_counter()
-            latencies = send_all(client, bodies)
-            elapsed = time.perf_counter() - start
+            elapsed, latencies = common.timed_requests(client, bodies)
             if client.count() != THROUGHPUT_RECORDS:
                 raise BenchError("baseline: count mismatch")
         finally:
@@ -491,7 +318,7 @@ def throughput_run(
             start = time.perf_counter()
             for watcher in watchers:
                 watcher.start()
-            latencies = send_all(client, bodies)
+            _, latencies = common.timed_requests(client, bodies)
             acked = time.perf_counter()
             done = {f"n{i + 1}": w.join() - start for i, w in enumerate(watchers)}
         finally:
@@ -543,15 +370,15 @@ def run_throughput(workdir: Path, env: dict, rss: FleetRss, baseline: dict) -> d
 
 def lag_sample(writer: Client, reader: Client, record_id: int) -> tuple[float, float, list]:
     """Insert one record, then poll search_by_id until visible; return (ack s, lag s, polls)."""
-    insert = encode(
+    insert = common.encode(
         {
             "operation": "insert",
             "database": DATABASE,
             "table": TABLE,
-            "records": [make_record(record_id)],
+            "records": [common.make_record(record_id)],
         }
     )
-    search = encode(
+    search = common.encode(
         {
             "operation": "search_by_id",
             "database": DATABASE,
@@ -719,7 +546,7 @@ def catchup_run(workdir: Path, env: dict, rss: FleetRss, rep: int) -> dict:
         insert_s = load(cluster[0], CATCHUP_RECORDS)
         start = time.perf_counter()
         node.start(wait=False)
-        healthy = poll_until(lambda: health_ok(node), 60, HEALTH_INTERVAL, "/health", node)
+        healthy = poll_until(lambda: common.health_ok(node), 60, HEALTH_INTERVAL, "/health", node)
         client = Client(node)
         try:
             first_count = client.count()
@@ -802,42 +629,6 @@ def target_values(measured: dict, rss: dict) -> dict[str, float]:
         "catchup_s": measured["catchup"]["median"]["seconds"],
         "rss_max_mb": rss["max_mb"],
     }
-
-
-def evaluate_targets(values: dict[str, float]) -> dict:
-    """PASS/MISS per target; never raises."""
-    compare: dict[str, Callable[[float, float], bool]] = {
-        ">=": lambda v, limit: v >= limit,
-        "<": lambda v, limit: v < limit,
-    }
-    out = {}
-    for name, (what, op, limit, unit) in TARGETS.items():
-        value = values[name]
-        out[name] = {
-            "what": what,
-            "value": value,
-            "target": f"{op} {limit:,} {unit}",
-            "pass": compare[op](value, limit),
-        }
-    return out
-
-
-def machine() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def fmt_rate(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def fmt_value(value: float) -> str:
-    """Rates without decimals, small figures (ms, s) with three."""
-    return fmt_rate(value) if value >= 100 else f"{value:.3f}"
 
 
 def runs_of(runs: list[dict], key: str, fmt: Callable[[float], str] = fmt_rate) -> str:
@@ -934,15 +725,7 @@ def print_summary(result: dict) -> None:
     print_scenarios(result)
     print_rss(result["rss"])
     print("\ntargets:" + (" (QUICK sizes: not comparable)" if result["quick"] else ""))
-    for t in result["targets"].values():
-        mark = "PASS" if t["pass"] else "MISS"
-        print(f"  {mark}  {t['what']:<40} {t['target']:<15} measured {fmt_value(t['value'])}")
-
-
-def write_results(result: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {RESULTS.relative_to(PROJECT)}")
+    common.print_targets(result["targets"], 40, 15)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -962,34 +745,28 @@ def measure(workdir: Path, env: dict, rss: FleetRss) -> dict:
 
 
 def main() -> int:
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
-    workdir = Path(tempfile.mkdtemp(prefix="harper-repl-", dir=os.environ.get("BENCH_DIR")))
-    env = agent_env(workdir)
+    load_at_start = common.loadavg()
+    workdir = common.make_workdir("harper-repl-")
+    env = common.agent_env(workdir)
     rss = FleetRss()
     print(f"workdir {workdir}", flush=True)
     try:
-        warm_bytecode(workdir, env)
+        common.warm_bytecode(new_agent(workdir / "warmup", env))
         rss.start()
         measured = measure(workdir, env, rss)
     finally:
         rss.stop()
         stop_agents(SPAWNED)
-        if os.environ.get("BENCH_KEEP") != "1":
-            shutil.rmtree(workdir, ignore_errors=True)
+        common.remove_workdir(workdir)
     rss_report = rss_overview(measured, rss)
     result = {
-        "machine": {**machine(), "loadavg_at_start": load_at_start},
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "quick": QUICK,
+        **common.result_head(load_at_start),
         "timings": TIMINGS,
         **measured,
         "rss": rss_report,
-        "targets": evaluate_targets(target_values(measured, rss_report)),
-        "harperdb_4_7": HARPERDB_47,
     }
-    print_summary(result)
-    write_results(result)
-    return 0
+    values = target_values(measured, rss_report)
+    return common.finish(result, TARGETS, values, ",", HARPERDB_47, print_summary, RESULTS)
 
 
 if __name__ == "__main__":
