@@ -191,9 +191,11 @@ class CopyComplete:
 
     def run(self, ctx: JobContext) -> None:
         for origin, version in self.frontier.items():
-            txlog.advance_cursor(ctx.conn, origin, version)
-            if origin != self.me:  # our own log stays complete for our own writes
+            # The log has a hole only where the snapshot went past what we had applied; our
+            # own log stays complete for our own writes.
+            if origin != self.me and version > _cursor(ctx, origin):
                 txlog.raise_floor(ctx.conn, origin, version)
+            txlog.advance_cursor(ctx.conn, origin, version)
         ctx.conn.execute("DELETE FROM _meta WHERE key = ?", (COPY_STATE + self.peer,))
         save_meta(ctx.conn, SYNCED, self.peer)
 

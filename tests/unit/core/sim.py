@@ -117,6 +117,9 @@ class SimStore:
         # Rows merged from an unfinished or resumed copy pass may be newer than the cursors
         # say; until the cursors reach this, a transaction can show half-applied.
         self.settle: dict[str, int] = {}
+        # the highest version merged from a copy (the real _meta "hlc"), which the clock
+        # observes on open like the cursors
+        self.hlc = 0
         self.applies: Counter = Counter()  # (origin, version) -> times applied (observation)
         self.sources: dict[tuple[str, int], str] = {}  # (origin, version) -> peer it came from
         self._seq = 0
@@ -168,6 +171,7 @@ class SimStore:
         for pk, doc, version, origin in rows:
             self._lww(table, pk, doc, version, origin)
             top = max(top, version)
+        self.hlc = max(self.hlc, top)
         progress = self.copies[peer]
         progress.table, progress.after = table, last
         progress.copied += len(rows)
@@ -415,8 +419,10 @@ class SimNode:
 
     def restart(self) -> None:
         self.up = True
-        # On open the storage clock observes the highest stored cursor (storage/DESIGN.md).
-        self.clock = HybridClock(max(self.store.cursors.values(), default=0))
+        # On open the storage clock observes the highest stored cursor and the highest version
+        # merged from a copy (storage/DESIGN.md), so a local write after a crash mid-copy
+        # still stamps past the copied rows.
+        self.clock = HybridClock(max([*self.store.cursors.values(), self.store.hlc], default=0))
         for peer in sorted(self.known - {self.name}):
             self.sim.dial(self, peer)
 
@@ -542,15 +548,12 @@ class SimNode:
         self.sim.emit("chunk", node=self.name, peer=link.pub, table=msg.table, rows=len(msg.rows))
 
     def _sub_copy_end(self, link: Link, msg: m.Message, now: float) -> None:
-        stored = self.store.copies[link.pub].frontier
-        frontier = self.store.finish_copy(link.pub)
-        for version in frontier.values():
+        stored = self.store.finish_copy(link.pub)
+        for version in stored.values():
             self.clock.observe(version)
         link.copying = False
-        self.sim.emit(
-            "copy_end", node=self.name, peer=link.pub, stored=stored, message=msg.frontier,
-            cursors=dict(self.store.cursors),
-        )  # fmt: skip
+        info = {"stored": stored, "message": msg.frontier, "cursors": dict(self.store.cursors)}
+        self.sim.emit("copy_end", node=self.name, peer=link.pub, **info)
         self.pump_all()
         self.reassign()
 
