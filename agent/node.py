@@ -56,9 +56,15 @@ class Node:
         from agent.ops.auth import hash_password
 
         system = self.storage.get(SYSTEM)
-        role = {"id": SUPER_USER_ROLE, "role": SUPER_USER_ROLE, "permission": {"super_user": True}}
-        self._write(system, "insert", ROLES, [role])
         directory = UserDirectory(self.storage)
+        if directory.role(SUPER_USER_ROLE) is None:  # no write (and fsync) on every restart
+            role = {
+                "id": SUPER_USER_ROLE,
+                "role": SUPER_USER_ROLE,
+                "permission": {"super_user": True},
+            }
+            self._write(system, "insert", ROLES, [role])
+            directory = UserDirectory(self.storage)
         if directory.users():
             return None
         generated = None if admin_password else secrets.token_urlsafe(12)

@@ -25,9 +25,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-from jwt.algorithms import RSAAlgorithm
-
 from agent.errors import AgentError, Unauthorized
 from agent.ops.passwords import DUMMY_HASH, hash_password, utf8, verify_password  # noqa: F401
 from agent.ops.permissions import (  # noqa: F401
@@ -45,7 +42,17 @@ OPERATION = "operation"
 REFRESH = "refresh"
 TOKEN_KINDS = (OPERATION, REFRESH)
 _ALGORITHM = "RS256"
-_RSA = RSAAlgorithm(RSAAlgorithm.SHA256)
+
+
+def _jwt():
+    """Import pyjwt on first use: tokens are rare next to Basic auth, and importing it costs
+    ~70 ms of every start-up."""
+    import jwt
+    import jwt.algorithms
+
+    return jwt
+
+
 _INVALID_TOKEN = "invalid token"
 # Expiry is checked against the caller's `now`, not pyjwt's wall clock, so it is testable.
 _DECODE_OPTIONS = {
@@ -72,7 +79,10 @@ class TokenService:
             _load_key(public_pem, private=False) if isinstance(public_pem, bytes) else public_pem
         )
         self._ttl = {OPERATION: float(operation_ttl), REFRESH: float(refresh_ttl)}
-        self._check_pair()
+        if isinstance(private_pem, bytes):
+            # Key objects come from agent.certs.keys, which derives the public key from the
+            # private one, so only PEMs handed in separately can disagree.
+            self._check_pair()
 
     def issue(self, username: str, now: float) -> dict[str, str]:
         """Return a fresh `{"operation_token", "refresh_token"}` pair for the user."""
@@ -99,11 +109,12 @@ class TokenService:
 
     def _sign(self, username: str, kind: str, now: float) -> str:
         claims = {"username": username, "sub": kind, "iat": now, "exp": now + self._ttl[kind]}
-        return jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
+        return _jwt().encode(claims, self._private_key, algorithm=_ALGORITHM)
 
     def _decode(self, token: object) -> dict[str, Any]:
         if not isinstance(token, str) or not token:
             raise Unauthorized(_INVALID_TOKEN)
+        jwt = _jwt()
         try:
             return jwt.decode(
                 token, self._public_key, algorithms=[_ALGORITHM], options=_DECODE_OPTIONS
@@ -123,9 +134,10 @@ def _load_key(pem: bytes, *, private: bool) -> Any:
     """Parse a PEM RSA key, refusing a public key where a private one belongs and back."""
     kind = "private" if private else "public"
     try:
-        key = _RSA.prepare_key(pem)
-        is_private = "d" in RSAAlgorithm.to_jwk(key, as_dict=True)
-    except (jwt.PyJWTError, ValueError, TypeError):
+        rsa = _jwt().algorithms.RSAAlgorithm
+        key = rsa(rsa.SHA256).prepare_key(pem)
+        is_private = "d" in rsa.to_jwk(key, as_dict=True)
+    except (_jwt().PyJWTError, ValueError, TypeError):
         raise AgentError(f"the token {kind} key is not a PEM RSA key") from None
     if is_private != private:
         raise AgentError(f"the token {kind} key is not a PEM RSA {kind} key")
