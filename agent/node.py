@@ -107,12 +107,10 @@ class Node:
 
     def build_services(self) -> Services:
         root = self.config.root
-        private, public = load_or_create_keys(
-            root / "keys" / "jwt_private.pem", root / "keys" / "jwt_public.pem"
-        )
+        keys = root / "keys"
         tokens = TokenService(
-            private,
-            public,
+            lambda: load_or_create_keys(keys / "jwt_private.pem", keys / "jwt_public.pem"),
+            None,
             self.config.get("authentication.operationTokenTimeout"),
             self.config.get("authentication.refreshTokenTimeout"),
         )

@@ -70,19 +70,23 @@ class TokenService:
     def __init__(
         self, private_pem: bytes, public_pem: bytes, operation_ttl: float, refresh_ttl: float
     ) -> None:
-        # Parse the PEMs once: doing it on every request would cost more than the signature.
-        # Already-parsed key objects (agent.certs.keys.load_or_create_keys) are used as given.
-        self._private_key = (
-            _load_key(private_pem, private=True) if isinstance(private_pem, bytes) else private_pem
-        )
-        self._public_key = (
-            _load_key(public_pem, private=False) if isinstance(public_pem, bytes) else public_pem
-        )
         self._ttl = {OPERATION: float(operation_ttl), REFRESH: float(refresh_ttl)}
-        if isinstance(private_pem, bytes):
-            # Key objects come from agent.certs.keys, which derives the public key from the
-            # private one, so only PEMs handed in separately can disagree.
-            self._check_pair()
+        if callable(private_pem):
+            # A loader returning key objects (agent.certs.keys.load_or_create_keys): keys are
+            # read, or generated, on the first token operation, not on the start-up path.
+            self._loader = private_pem
+            self._private_key = self._public_key = None
+            return
+        self._loader = None
+        # Parse the PEMs once: doing it on every request would cost more than the signature.
+        self._private_key = _load_key(private_pem, private=True)
+        self._public_key = _load_key(public_pem, private=False)
+        self._check_pair()
+
+    def _keys(self) -> tuple[Any, Any]:
+        if self._private_key is None:
+            self._private_key, self._public_key = self._loader()
+        return self._private_key, self._public_key
 
     def issue(self, username: str, now: float) -> dict[str, str]:
         """Return a fresh `{"operation_token", "refresh_token"}` pair for the user."""
@@ -109,7 +113,7 @@ class TokenService:
 
     def _sign(self, username: str, kind: str, now: float) -> str:
         claims = {"username": username, "sub": kind, "iat": now, "exp": now + self._ttl[kind]}
-        return _jwt().encode(claims, self._private_key, algorithm=_ALGORITHM)
+        return _jwt().encode(claims, self._keys()[0], algorithm=_ALGORITHM)
 
     def _decode(self, token: object) -> dict[str, Any]:
         if not isinstance(token, str) or not token:
@@ -117,7 +121,7 @@ class TokenService:
         jwt = _jwt()
         try:
             return jwt.decode(
-                token, self._public_key, algorithms=[_ALGORITHM], options=_DECODE_OPTIONS
+                token, self._keys()[1], algorithms=[_ALGORITHM], options=_DECODE_OPTIONS
             )
         except jwt.PyJWTError:
             raise Unauthorized(_INVALID_TOKEN) from None

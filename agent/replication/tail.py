@@ -7,7 +7,7 @@ from bisect import bisect_right
 
 from agent.storage.writer import Committed
 
-MAX_BYTES = 8 * 1024 * 1024  # older entries are read back from SQLite when needed
+MAX_BYTES = 2 * 1024 * 1024  # caught-up links read from memory; lagging ones from SQLite
 
 
 class LogTail:

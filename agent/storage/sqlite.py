@@ -17,7 +17,7 @@ def connect(path: Path, *, synchronous: str = "FULL", readonly: bool = False) ->
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
-    # the writer gets 8 MB of page cache; each reader (several threads per file) 2 MB
-    conn.execute(f"PRAGMA cache_size = {-2000 if readonly else -8000}")
+    # the writer gets 4 MB of page cache; each reader (several threads per file) 2 MB
+    conn.execute(f"PRAGMA cache_size = {-2000 if readonly else -4000}")
     conn.execute("PRAGMA temp_store = MEMORY")
     return conn
