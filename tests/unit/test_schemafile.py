@@ -21,7 +21,11 @@ type NotATable { x: Int }
 def test_tables_with_their_options_are_read():
     local, dog = parse_schema(SEED)
     assert (local.database, local.table, local.primary_key, local.replicate) == (
-        "data", "LocalTableForNode", "id", False)
+        "data",
+        "LocalTableForNode",
+        "id",
+        False,
+    )
     assert (dog.database, dog.table, dog.replicate) == ("dev", "dog", True)
     by_name = {a["name"]: a for a in dog.attributes}
     assert by_name["breed"] == {"name": "breed", "type": "String", "indexed": True}
