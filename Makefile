@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent harperctl tests bench
-	$(BIN)/ruff format --check agent harperctl tests bench
+	$(BIN)/ruff check agent harperctl tests bench tools
+	$(BIN)/ruff format --check agent harperctl tests bench tools
 
 run: $(STAMP)
 	$(BIN)/harper-agent run --root ./data
