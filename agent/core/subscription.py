@@ -108,7 +108,18 @@ class _Pinger:
         self.stats.clock_offset_ms = (peer - (sent + now) / 2.0) * 1000.0
 
 
-class Subscriber:
+class _Outbox:
+    """Messages a machine queued for its shell to send."""
+
+    outbox: list
+
+    def take(self) -> list[m.Message]:
+        """Hand over (and forget) what is queued, in order."""
+        out, self.outbox = self.outbox, []
+        return out
+
+
+class Subscriber(_Outbox):
     """The receiving end of a link."""
 
     def __init__(
@@ -142,10 +153,6 @@ class Subscriber:
         self.outbox.append(m.Subscribe(cursors, sorted(origins), copy, start_version))
         self._awaiting_schema = True
         self.state = SUBSCRIBED
-
-    def take(self) -> list[m.Message]:
-        out, self.outbox = self.outbox, []
-        return out
 
     def receive(self, msg: m.Message, now: float) -> list[Event]:
         """Handle one message from the publisher; return events for the shell."""
@@ -300,7 +307,7 @@ class Plan:
     resume: dict | None = None
 
 
-class Publisher:
+class Publisher(_Outbox):
     """The sending end of a link: handshake, subscription plans, flow control."""
 
     def __init__(
@@ -325,10 +332,6 @@ class Publisher:
         self.acked_seq = 0
         self._last_seq = 0
         self._first_tick: float | None = None
-
-    def take(self) -> list[m.Message]:
-        out, self.outbox = self.outbox, []
-        return out
 
     def receive(self, msg: m.Message, now: float) -> list[Event]:
         if self._pinger.handle(msg, now, self.outbox):
