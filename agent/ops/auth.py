@@ -288,6 +288,12 @@ class Authenticator:
                 self._by_header = {}
             self._by_header[key] = (user, check)
 
+    def cached(self, header: str | None) -> User | None:
+        """Return the user of a Basic header already verified (one HMAC), else None."""
+        if not isinstance(header, str) or not header[:6].lower().startswith("basic "):
+            return None
+        return self._cached_header(self._header_key(header))
+
     def would_hash(self, header: str | None) -> bool:
         """Return True when authenticating `header` would run scrypt (not cached yet).
 

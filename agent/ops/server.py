@@ -234,6 +234,9 @@ class OpsServer:
 
     async def _authenticate(self, header: str | None):
         auth = self.services.authenticator
+        user = auth.cached(header)  # the common case: one HMAC and a dict lookup
+        if user is not None:
+            return user
         if auth.would_hash(header):
             return await asyncio.to_thread(auth.authenticate, header)
         return auth.authenticate(header)
