@@ -259,14 +259,22 @@ async def _serve(node: Node, admin_user: str | None, admin_password: str | None)
         print(f"harper-agent: cannot listen: {exc}", file=sys.stderr)
         return 1
     where = node.config.listener("operationsApi.network.port")
+    address = f"http://{where[0]}:{where[1]}" if where else "(TLS only)"
+    ready = (time.monotonic() - started) * 1000
     log.warning(
-        "harper-agent %s node %s serving on %s:%s (ready in %.0f ms)",
+        "harper-agent %s node %s serving on %s (ready in %.0f ms)",
         __version__,
         node.name,
-        where[0] if where else "-",
-        where[1] if where else "-",
-        (time.monotonic() - started) * 1000,
+        address,
+        ready,
     )
+    if not node.config.get("logging.stdStreams"):
+        # one line for whoever started us in a terminal; the rest goes to the log file
+        print(
+            f"harper-agent: node {node.name} serving on {address}; log in {node.config.log_file}",
+            file=sys.stderr,
+            flush=True,
+        )
     await stop.wait()
     log.warning("stopping: finishing in-flight requests and writes")
     await node.stop()
