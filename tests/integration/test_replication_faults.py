@@ -389,3 +389,39 @@ def pruned_past(agent):
         return conn.execute("SELECT count(*) FROM _floors").fetchone()[0] > 0
     finally:
         conn.close()
+
+
+@needs_iptables
+def test_a_black_holed_link_is_reported_down_not_healthy(tmp_path):
+    cluster = Cluster(tmp_path, 2).start()
+    try:
+        a, b = cluster
+        _make_table(a)
+        cluster.join()
+
+        def socket_of(node, peer):
+            status = node.op({"operation": "cluster_status"})
+            return [
+                s
+                for c in status["connections"]
+                if c["name"] == peer.host
+                for s in c["database_sockets"]
+                if s["database"] == "dev"
+            ][0]
+
+        with Partition(a.host, b.host):  # packets vanish; no FIN, no RST: a wedged socket
+            _insert(a, "dog", ["while-cut"])
+            down = wait_for(
+                lambda: (lambda s: s if not s["connected"] else None)(socket_of(b, a)),
+                10,
+                0.1,
+                what="b to report its link to a as down",
+            )
+            assert down["lastConnectionError"]["reason"]
+        wait_for(lambda: search_ids(b, "dev", "dog", ["while-cut"]), 20, what="delivery after")
+        healed = wait_for(
+            lambda: (lambda s: s if s["connected"] else None)(socket_of(b, a)), 10, 0.1
+        )
+        assert healed["recordsBehind"] == 0 and healed["lagSeconds"] == 0.0
+    finally:
+        cluster.kill_all()
