@@ -183,6 +183,9 @@ Pong = _message("Pong", 12, ("sent", _is_num), ("peer_time", _is_num))
 Close = _message("Close", 13, ("reason", _is_str), ("retry", _is_bool))
 OpRequest = _message("OpRequest", 14, ("id", _is_int), ("body", _is_dict))
 OpResult = _message("OpResult", 15, ("id", _is_int), ("status", _is_int), ("body", _anything))
+# Publisher -> subscriber: the origins this node receives directly right now (and itself), so
+# a subscriber borrowing an origin picks a relay that really has it.
+Reach = _message("Reach", 16, ("origins", _is_str_list))
 
 MESSAGES = {
     cls.TYPE: cls
@@ -202,6 +205,7 @@ MESSAGES = {
         Close,
         OpRequest,
         OpResult,
+        Reach,
     )
 }
 

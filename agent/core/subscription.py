@@ -71,6 +71,7 @@ class LinkStats:
     copy_started_at: float | None = None
     copy_reason: str | None = None
     copy_finished_at: float | None = None
+    reach: frozenset = frozenset()  # origins the peer says it receives directly (Reach)
 
 
 def _window_units(records: int) -> int:
@@ -238,6 +239,13 @@ class Subscriber(_Outbox):
         stats.last_version = msg.version
         stats.last_origin_at = msg.at / 1000.0
         return [Event("txn", msg)]
+
+    def _on_reach(self, msg, now: float) -> list[Event]:
+        reach = frozenset(msg.origins)
+        if reach == self.stats.reach:
+            return []
+        self.stats.reach = reach
+        return [Event("reach", msg)]
 
     def _on_progress(self, msg, now: float) -> list[Event]:
         stats = self.stats

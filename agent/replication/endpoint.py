@@ -73,6 +73,7 @@ class Endpoint:
                 rep.timing,
                 rep.chunk_records,
                 rep.publish_policy,
+                rep.direct_origins,
             )
             rep.publishers.add(session)
             try:

@@ -229,6 +229,8 @@ class SubscriberLink:
             rep.copy_finished(self)
         elif kind == "schema":
             await db.write(EnsureSchema(self.database, msg.tables))
+        elif kind == "reach":
+            rep.link_changed(self)  # the peer reaches other origins now: re-plan relays
         elif kind == "closed":
             raise LinkClosed(f"peer closed the link: {event.reason}")
 

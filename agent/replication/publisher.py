@@ -56,8 +56,13 @@ class PublisherSession:
         timing: Timing,
         chunk_records: int = 1000,
         policy=None,
+        reach=None,
     ) -> None:
         self.conn = conn
+        # reach(database) -> origins this node receives directly: sent as Reach, so a
+        # subscriber borrowing an origin asks a relay that really has it
+        self.reach = reach
+        self._reach_sent: list[str] | None = None
         # policy(peer, database, requested tables) -> set of tables, None for all, or raises
         # PermissionError: explicit subscriptions decide what this node publishes to a peer
         self.policy = policy
@@ -132,6 +137,8 @@ class PublisherSession:
         plan = self.machine.plan_subscription(msg, floors, resume_ok)
         tables = [t for t in _replicated_tables(self.db) if self._publishes(t.name)]
         await self.send(m.Schema([t.definition() for t in tables]))
+        self._reach_sent = None
+        self._queue_reach()
         self._stream = asyncio.create_task(self._serve(plan, msg, cursors, tables))
 
     async def _serve(self, plan, msg, cursors: dict, tables: list) -> None:
@@ -260,7 +267,16 @@ class PublisherSession:
                     return
             if self.db is not None and self.machine.plan is not None:
                 self.machine.outbox.append(self._progress(now))
+                self._queue_reach()
             await self.flush()
+
+    def _queue_reach(self) -> None:
+        if self.reach is None or self.db is None:
+            return
+        reach = sorted(self.reach(self.db.name))
+        if reach != self._reach_sent:
+            self.machine.outbox.append(m.Reach(reach))
+            self._reach_sent = reach
 
     def _progress(self, now: float) -> m.Progress:
         tail = self.tails[self.db.name]

@@ -333,12 +333,22 @@ class Replicator:
             if p.name and database in p.links and p.links[database].state.connected
         ]
 
+    def direct_origins(self, database: str) -> set[str]:
+        """Return the origins this node receives directly on `database` (and itself)."""
+        return {self.node, *self._connected(database)}
+
     def origins_for(self, peer: str, database: str) -> set[str]:
         """Return the origins to request from `peer` on `database` (itself plus relays)."""
         if not self.config.get("replication.failOver"):
             return {peer}
         known = {p.name for p in self.peers.values() if p.name}
-        plan = assign_origins(self.node, known, self._connected(database))
+        connected = self._connected(database)
+        reach = {
+            p.name: p.links[database].machine.stats.reach
+            for p in self.peers.values()
+            if p.name in connected and p.links[database].machine is not None
+        }
+        plan = assign_origins(self.node, known, connected, reach)
         return plan.get(peer, {peer})
 
     def _replan(self, database: str) -> None:

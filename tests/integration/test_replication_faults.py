@@ -425,3 +425,23 @@ def test_a_black_holed_link_is_reported_down_not_healthy(tmp_path):
         assert healed["recordsBehind"] == 0 and healed["lagSeconds"] == 0.0
     finally:
         cluster.kill_all()
+
+
+@needs_iptables
+def test_an_origin_reachable_through_one_node_only_is_relayed_by_that_node(tmp_path):
+    cluster = Cluster(tmp_path, 4).start()
+    try:
+        a, b, c, d = cluster
+        _make_table(a)
+        cluster.join()
+        with Partition(a.host, b.host), Partition(a.host, c.host):
+            # b and c must borrow a's transactions from d, the one node still reaching a
+            _insert(a, "dog", ["two-hop"])
+            for node in (b, c):
+                wait_for(
+                    lambda node=node: search_ids(node, "dev", "dog", ["two-hop"]),
+                    20,
+                    what=f"a's write reaching {node.host} through d",
+                )
+    finally:
+        cluster.kill_all()

@@ -301,6 +301,7 @@ class Link:
         self.pos = 0
         self.reported: int | None = None
         self.reported_at = 0.0
+        self.reach_sent: list[str] | None = None  # the last Reach this publisher sent
 
     def __repr__(self) -> str:
         return f"Link#{self.id}({self.sub}->{self.pub})"
@@ -477,7 +478,9 @@ class SimNode:
         return sorted(p for p, link in self.out.items() if link.subscriber.peer is not None)
 
     def assignment(self) -> dict[str, set[str]]:
-        return assign_origins(self.name, self.known, self.connected())
+        connected = self.connected()
+        reach = {p: self.out[p].subscriber.stats.reach for p in connected}
+        return assign_origins(self.name, self.known, connected, reach)
 
     def reassign(self) -> None:
         """Subscribe (again) wherever the origin assignment or the sync state asks for it."""
@@ -529,6 +532,9 @@ class SimNode:
 
     def _sub_welcome(self, link: Link, msg: m.Message, now: float) -> None:
         self.reassign()
+
+    def _sub_reach(self, link: Link, msg: m.Message, now: float) -> None:
+        self.reassign()  # a peer now reaches (or no longer reaches) some origin
 
     def _sub_schema(self, link: Link, msg: m.Message, now: float) -> None:
         link.awaiting = False
@@ -664,7 +670,15 @@ class SimNode:
         oldest = wanted[0].at if wanted else None
         return len(wanted), sum(e.records for e in wanted), oldest
 
+    def _reach(self, link: Link) -> None:
+        """Tell the subscriber which origins this node receives directly, when that changes."""
+        reach = sorted({self.name, *self.connected()})
+        if reach != link.reach_sent:
+            link.publisher.outbox.append(m.Reach(reach))
+            link.reach_sent = reach
+
     def _progress(self, link: Link) -> None:
+        self._reach(link)
         _, pending, oldest = self.backlog(link)
         now = self.now()
         stale = now - link.reported_at >= self.sim.timing.ping_interval

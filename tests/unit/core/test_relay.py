@@ -61,3 +61,20 @@ def test_each_origin_is_asked_of_exactly_one_link_and_never_our_own(me, origins,
 def test_the_choice_does_not_depend_on_input_order(me, origins, connected):
     plan = assign_origins(me, origins, connected)
     assert plan == assign_origins(me, list(reversed(origins)), list(reversed(connected)))
+
+
+def test_a_borrowed_origin_goes_to_a_peer_that_reaches_it():
+    # b sees c and d; only d still receives a directly, so a is borrowed from d, not c
+    reach = {"c": {"c", "b"}, "d": {"d", "a", "b"}}
+    assert assign_origins("b", ["a", "b", "c", "d"], ["c", "d"], reach) == {
+        "c": {"c"},
+        "d": {"d", "a"},
+    }
+
+
+def test_without_any_peer_reaching_it_the_old_rule_applies():
+    reach = {"c": {"c"}, "d": {"d"}}
+    assert assign_origins("b", ["a", "b", "c", "d"], ["c", "d"], reach) == {
+        "c": {"c", "a"},
+        "d": {"d"},
+    }

@@ -252,7 +252,6 @@ def test_relay_survives_flapping_links_without_duplicate_applies():
     assert_converged(sim)
 
 
-@pytest.mark.xfail(strict=True, reason="relay.assign_origins picks relays blind to their links")
 def test_an_origin_reachable_only_through_a_second_hop_still_reaches_everyone():
     """b borrows a from c and c borrows a from b; only d, which nobody asks, has a's writes."""
     sim = Sim(["a", "b", "c", "d"], seed=3)

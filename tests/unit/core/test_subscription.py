@@ -422,3 +422,16 @@ def test_a_new_subscribe_restarts_the_stream_chain():
     (event,) = deliver(sub, pub)
     pub.plan_subscription(event.message, {}, False)
     assert pub.txn(8, "b", 8, 1, T0, b"").prev == 0
+
+
+def test_reach_is_recorded_and_reported_only_when_it_changes():
+    from agent.core import messages as m
+    from agent.core.subscription import Subscriber
+
+    sub = Subscriber("me", "dev", None)
+    sub.start(0.0)
+    sub.receive(m.Welcome("peer", "dev", []), 0.0)
+    first = sub.receive(m.Reach(["peer", "x"]), 0.1)
+    assert [e.kind for e in first] == ["reach"] and sub.stats.reach == {"peer", "x"}
+    assert sub.receive(m.Reach(["x", "peer"]), 0.2) == []
+    assert m.parse(m.serialize(m.Reach(["a"]))) == m.Reach(["a"])
