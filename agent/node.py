@@ -57,24 +57,26 @@ class Node:
 
         system = self.storage.get(SYSTEM)
         directory = UserDirectory(self.storage)
-        if directory.role(SUPER_USER_ROLE) is None:  # no write (and fsync) on every restart
+        ops = []  # one transaction, so a first start pays one fsync for both rows
+        if directory.role(SUPER_USER_ROLE) is None:  # nothing written on a restart
             role = {
                 "id": SUPER_USER_ROLE,
                 "role": SUPER_USER_ROLE,
                 "permission": {"super_user": True},
             }
-            self._write(system, "insert", ROLES, [role])
-            directory = UserDirectory(self.storage)
-        if directory.users():
-            return None
-        generated = None if admin_password else secrets.token_urlsafe(12)
-        user = {
-            "username": admin_user or DEFAULT_ADMIN,
-            "password": hash_password(admin_password or generated),
-            "role": SUPER_USER_ROLE,
-            "active": True,
-        }
-        self._write(system, "insert", USERS, [user])
+            ops.append(WriteOp("insert", ROLES, [role]))
+        generated = None
+        if not directory.users():
+            generated = None if admin_password else secrets.token_urlsafe(12)
+            user = {
+                "username": admin_user or DEFAULT_ADMIN,
+                "password": hash_password(admin_password or generated),
+                "role": SUPER_USER_ROLE,
+                "active": True,
+            }
+            ops.append(WriteOp("insert", USERS, [user]))
+        if ops:
+            system.write_sync(LocalTransaction(ops, self.storage.clock, self.name))
         return generated
 
     def declare_tables(self) -> None:
@@ -100,10 +102,6 @@ class Node:
             for name in ("__createdtime__", "__updatedtime__"):
                 info.attributes.setdefault(name, Attribute(name))
             db.write_sync(CreateTable(info, self.storage.clock, self.name, exists_ok=True))
-
-    def _write(self, db, kind: str, table: str, records: list[dict]) -> None:
-        job = LocalTransaction([WriteOp(kind, table, records)], self.storage.clock, self.name)
-        db.write_sync(job)
 
     def build_services(self) -> Services:
         root = self.config.root

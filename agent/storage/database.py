@@ -75,6 +75,10 @@ class Database:
             self._writer.loop = loop
             self._writer.loop_commit = lambda entries: listener(self.name, entries)
 
+    def submit(self, job: Job):
+        """Queue a write job from any thread; return a concurrent future for its result."""
+        return self._submit(job)
+
     def write_sync(self, job: Job) -> Any:
         """Run a write job from a thread that is not the event loop (start-up, tests)."""
         return self._submit(job).result()

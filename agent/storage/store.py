@@ -68,8 +68,11 @@ class Storage:
         for file in sorted(self.path.glob(f"*{SUFFIX}")):
             self._open(file.name[: -len(SUFFIX)])
         system = self._databases.get(SYSTEM) or self._open(SYSTEM)
-        for info in system_tables():
-            system.write_sync(CreateTable(info, self.clock, self.origin, exists_ok=True))
+        missing = [info for info in system_tables() if system.catalog.get(info.name) is None]
+        # queued together, they commit as one batch: one fsync on a first start, none later
+        waiting = [system.submit(CreateTable(i, self.clock, self.origin, True)) for i in missing]
+        for future in waiting:
+            future.result()
 
     def _open(self, name: str) -> Database:
         db = Database(
