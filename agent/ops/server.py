@@ -11,7 +11,7 @@ import asyncio
 import logging
 import ssl
 import time
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -82,21 +82,19 @@ def error_response(exc: Exception) -> web.Response:
     return json_response({"error": f"internal error: {type(exc).__name__}"}, 500)
 
 
-@web.middleware
-async def json_http_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Answer aiohttp's own errors (unknown path, wrong method) in the one JSON shape too."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        message = f"{request.method} {request.path}: {exc.reason}; send operations as POST /"
-        response = json_response({"error": message}, exc.status)
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
+async def _not_here(request: web.Request) -> web.Response:
+    """Answer an unknown path or a wrong method in the one JSON shape too.
+
+    Catch-all routes rather than a middleware: a middleware would wrap every operation.
+    """
+    known = {"/": "GET, POST", "/health": "GET"}
+    allow = known.get(request.path)
+    status, reason = (405, "Method Not Allowed") if allow else (404, "Not Found")
+    message = f"{request.method} {request.path}: {reason}; send operations as POST /"
+    response = json_response({"error": message}, status)
+    if allow:
+        response.headers["Allow"] = allow
+    return response
 
 
 class OpsServer:
@@ -115,11 +113,13 @@ class OpsServer:
         self.app = web.Application(
             client_max_size=max_body,
             handler_args={"access_log": None},
-            middlewares=[json_http_errors],
         )
         self.app.router.add_post("/", self._operation)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/", self._root)
+        self.app.router.add_route("*", "/health", _not_here)
+        self.app.router.add_route("*", "/", _not_here)
+        self.app.router.add_route("*", "/{tail:.*}", _not_here)
 
     async def start(
         self, host: str, port: int, tls: ssl.SSLContext | None = None, *more: tuple
