@@ -139,11 +139,23 @@ async def add_node(replicator, body: dict, update: bool = False) -> dict:
         row["start_time"] = body.get("start_time")
     if body.get("retain_authorization") and header:
         replicator.retain(url, header)  # a local 0600 file, never a replicated row
-    await replicator.write_nodes([row, own_row(replicator)])
+    await replicator.write_nodes([row, *await own_row_if_needed(replicator)])
     await replicator.reconcile()
     verb = "updated" if update else "added"
     suffix = "" if update else " to cluster"
     return {"message": f"Successfully {verb} '{url}'{suffix}"}
+
+
+async def own_row_if_needed(replicator) -> list[dict]:
+    """Return this node's own row to write, unless it is already there as it should be.
+
+    Rewriting it on every add_node would, once it replicates, replace (last write wins on the
+    whole row) the copy a peer keeps of it, with the subscriptions that peer recorded.
+    """
+    mine = (await node_rows(replicator)).get(replicator.node)
+    if mine is not None and mine.get("url") == replicator.url:
+        return []
+    return [own_row(replicator)]
 
 
 def own_row(replicator) -> dict:
@@ -195,6 +207,6 @@ async def _add_node_back(replicator, body: dict) -> dict:
         raise ClientError(f"node name {name!r} is this node's own name")
     subscriptions = check_subscriptions(body.get("subscriptions"))
     row = {"name": name, "url": url, "replicates": True, "subscriptions": subscriptions}
-    await replicator.write_nodes([row, own_row(replicator)])
+    await replicator.write_nodes([row, *await own_row_if_needed(replicator)])
     await replicator.reconcile()
     return {"node": replicator.node, "url": replicator.url}
