@@ -66,13 +66,14 @@ def test_killed_node_catches_up_without_losing_acknowledged_writes(tmp_path):
 
 
 def test_resumed_copy_finishes_without_starting_over(tmp_path):
-    a = Agent(tmp_path / "a", config={"replication": {"copyChunkRecords": 200}}).start()
+    # small chunks: many commits, so the copy lasts long enough to be killed half-way
+    a = Agent(tmp_path / "a", config={"replication": {"copyChunkRecords": 50}}).start()
     b = Agent(
-        tmp_path / "b", config={"replication": {"copyChunkRecords": 200, "retryInterval": "100ms"}}
+        tmp_path / "b", config={"replication": {"copyChunkRecords": 50, "retryInterval": "100ms"}}
     ).start()
     try:
         _make_table(a)
-        total = 40000
+        total = 60000
         for start in range(0, total, 2000):
             _insert(a, "dog", list(range(start, start + 2000)))
         b.op(
@@ -91,7 +92,7 @@ def test_resumed_copy_finishes_without_starting_over(tmp_path):
                         return sock["copy"]["copied"]
             return 0
 
-        wait_for(lambda: copied() > 2000, 30, 0.01, what="the copy under way")
+        wait_for(lambda: 1000 < copied() < total // 2, 30, 0.005, what="the copy under way")
         b.kill()
         on_disk = count_rows_offline(b)
         assert 0 < on_disk < total, "kill the copy mid-way"
