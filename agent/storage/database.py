@@ -43,7 +43,9 @@ class Database:
     def open(self) -> None:
         """Create or open the file, load the catalog and start the writer thread."""
         conn = connect(self.path, synchronous=self._synchronous)
-        conn.executescript(cat.DDL + txlog.DDL)
+        conn.executescript(
+            "BEGIN;" + cat.DDL + txlog.DDL + "COMMIT;"
+        )  # one fsync, not one per table
         self.catalog.load(conn)
         top = conn.execute(
             "SELECT max(v) FROM (SELECT max(version) AS v FROM _cursors "
