@@ -160,6 +160,34 @@ class Agent:
         assert status == 200, f"{body.get('operation')} -> {status}: {answer}"
         return answer
 
+    @property
+    def ws_url(self) -> str:
+        """How a peer dials this agent for replication (the operations API port)."""
+        return f"ws://{self.host}:{self.port}"
+
+    def node_rows(self) -> list[dict]:
+        """Return this agent's system.hdb_nodes rows."""
+        return self.op(
+            {
+                "operation": "search_by_value",
+                "database": "system",
+                "table": "hdb_nodes",
+                "attribute": "name",
+                "value": "*",
+            }
+        )
+
+    def join(self, peer: Agent, **extra: Any) -> Any:
+        """Run add_node on this agent for `peer`, with `peer`'s admin credentials."""
+        return self.op(
+            {
+                "operation": "add_node",
+                "url": peer.ws_url,
+                "authorization": {"username": "admin", "password": peer.password},
+                **extra,
+            }
+        )
+
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM and wait; returns the exit code."""
         if self.proc is None:
@@ -221,13 +249,7 @@ class Cluster:
         hub = self.nodes[via]
         for node in self.nodes:
             if node is not hub:
-                node.op(
-                    {
-                        "operation": "add_node",
-                        "url": f"ws://{hub.host}:{hub.port}",
-                        "authorization": {"username": "admin", "password": hub.password},
-                    }
-                )
+                node.join(hub)
         self.wait_connected()
         return self
 

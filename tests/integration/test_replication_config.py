@@ -25,17 +25,6 @@ def common_free_port(hosts: list[str]) -> int:
     raise RuntimeError("no common free port")
 
 
-def _join(b: Agent, a: Agent, **extra) -> None:
-    b.op(
-        {
-            "operation": "add_node",
-            "url": f"ws://{a.host}:{a.port}",
-            "authorization": {"username": "admin", "password": a.password},
-            **extra,
-        }
-    )
-
-
 def _table(node, table="dog"):
     node.op({"operation": "create_table", "database": "dev", "table": table, "primary_key": "id"})
 
@@ -97,12 +86,12 @@ def test_start_time_limits_the_initial_copy(tmp_path):
                 "records": [{"id": f"new-{i}"} for i in range(5)],
             }
         )
-        _join(b, a, start_time=boundary)
+        b.join(a, start_time=boundary)
         wait_for(lambda: count(b, "dev", "dog") == 5, 15, what="only the new records")
         assert not search_ids(b, "dev", "dog", ["old-0"])
         assert search_ids(b, "dev", "dog", ["new-4"])
         status, body = b.request(
-            {"operation": "add_node", "url": f"ws://{a.host}:{a.port}", "start_time": "yesterday"}
+            {"operation": "add_node", "url": a.ws_url, "start_time": "yesterday"}
         )
         assert status == 400 and "start_time" in body["error"]
     finally:
@@ -117,8 +106,7 @@ def test_explicit_subscriptions_are_enforced(tmp_path):
         _table(a)
         _table(a, "cat")
         _table(b)
-        _join(
-            b,
+        b.join(
             a,
             subscriptions=[
                 {"database": "dev", "table": "dog", "subscribe": True, "publish": False}
@@ -173,7 +161,7 @@ def test_schema_graphql_replicate_false_table_stays_local(tmp_path):
         a.op(
             {"operation": "insert", "database": "dev", "table": "shared", "records": [{"id": "s"}]}
         )
-        _join(b, a)
+        b.join(a)
         wait_for(lambda: search_ids(b, "dev", "shared", ["s"]), 15)
         status, _ = b.request({"operation": "describe_table", "table": "LocalTableForNode"})
         assert status == 404
@@ -190,7 +178,7 @@ def test_credentials_never_reach_rows_responses_or_logs(tmp_path):
         answer = b.op(
             {
                 "operation": "add_node",
-                "url": f"ws://{a.host}:{a.port}",
+                "url": a.ws_url,
                 "authorization": {"username": "admin", "password": secret},
                 "retain_authorization": True,
             }
@@ -200,31 +188,10 @@ def test_credentials_never_reach_rows_responses_or_logs(tmp_path):
         assert kept.stat().st_mode & 0o077 == 0, "the retained credentials file is private"
         for node in (a, b):
             wait_for(
-                lambda node=node: (
-                    len(
-                        node.op(
-                            {
-                                "operation": "search_by_value",
-                                "database": "system",
-                                "table": "hdb_nodes",
-                                "attribute": "name",
-                                "value": "*",
-                            }
-                        )
-                    )
-                    == 2
-                ),
+                lambda node=node: len(node.node_rows()) == 2,
                 10,
             )
-            rows = node.op(
-                {
-                    "operation": "search_by_value",
-                    "database": "system",
-                    "table": "hdb_nodes",
-                    "attribute": "name",
-                    "value": "*",
-                }
-            )
+            rows = node.node_rows()
             status = node.op({"operation": "cluster_status"})
             for text in (str(rows), str(status)):
                 assert secret not in text and "authorization" not in text.lower()

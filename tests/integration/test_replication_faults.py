@@ -79,7 +79,7 @@ def test_resumed_copy_finishes_without_starting_over(tmp_path):
         b.op(
             {
                 "operation": "add_node",
-                "url": f"ws://{a.host}:{a.port}",
+                "url": a.ws_url,
                 "authorization": {"username": "admin", "password": a.password},
             }
         )
@@ -151,7 +151,7 @@ def test_peer_from_unknown_address_is_refused(tmp_path):
     a = Agent(tmp_path / "a").start()
     stranger = Agent(
         tmp_path / "x",
-        config={"replication": {"routes": [f"ws://{a.host}:{a.port}"], "retryInterval": "100ms"}},
+        config={"replication": {"routes": [a.ws_url], "retryInterval": "100ms"}},
     ).start()
     try:
 
@@ -165,15 +165,7 @@ def test_peer_from_unknown_address_is_refused(tmp_path):
             return any(e and "no hdb_nodes entry or route" in e["reason"] for e in errors)
 
         wait_for(refused, 10, what="the refusal")
-        rows = a.op(
-            {
-                "operation": "search_by_value",
-                "database": "system",
-                "table": "hdb_nodes",
-                "attribute": "name",
-                "value": "*",
-            }
-        )
+        rows = a.node_rows()
         assert rows == []
     finally:
         a.kill()
@@ -187,15 +179,7 @@ def test_add_node_to_unreachable_peer_changes_nothing(tmp_path):
         assert status == 400 and "could not reach" in body["error"]
         status, body = a.request({"operation": "add_node"})
         assert status == 400 and "hostname" in body["error"]
-        rows = a.op(
-            {
-                "operation": "search_by_value",
-                "database": "system",
-                "table": "hdb_nodes",
-                "attribute": "name",
-                "value": "*",
-            }
-        )
+        rows = a.node_rows()
         assert rows == []
     finally:
         a.kill()
@@ -207,21 +191,13 @@ def test_add_node_with_refused_credentials_changes_nothing(tmp_path):
         status, body = b.request(
             {
                 "operation": "add_node",
-                "url": f"ws://{a.host}:{a.port}",
+                "url": a.ws_url,
                 "authorization": {"username": "admin", "password": "wrong"},
             }
         )
         assert status == 400 and "refused the credentials" in body["error"], body
         for node in (a, b):
-            rows = node.op(
-                {
-                    "operation": "search_by_value",
-                    "database": "system",
-                    "table": "hdb_nodes",
-                    "attribute": "name",
-                    "value": "*",
-                }
-            )
+            rows = node.node_rows()
             assert rows == []
     finally:
         a.kill()
@@ -238,15 +214,7 @@ def test_remove_node_removes_the_row_everywhere_and_stops_replication(tmp_path):
 
         def gone():
             for node in (a, b):
-                rows = node.op(
-                    {
-                        "operation": "search_by_value",
-                        "database": "system",
-                        "table": "hdb_nodes",
-                        "attribute": "name",
-                        "value": "*",
-                    }
-                )
+                rows = node.node_rows()
                 if c.host in {r["name"] for r in rows}:
                     return False
             return True

@@ -6,24 +6,12 @@ import yaml
 from harness import FAST_REPLICATION, Agent, search_ids, wait_for
 
 
-def _url(agent: Agent) -> str:
-    return f"ws://{agent.host}:{agent.port}"
-
-
 def _auth(agent: Agent) -> dict:
     return {"username": "admin", "password": agent.password}
 
 
 def _rows(node: Agent) -> dict:
-    rows = node.op(
-        {
-            "operation": "search_by_value",
-            "database": "system",
-            "table": "hdb_nodes",
-            "attribute": "name",
-            "value": "*",
-        }
-    )
+    rows = node.node_rows()
     return {r["name"]: r for r in rows}
 
 
@@ -32,21 +20,21 @@ def test_set_node_joins_and_update_node_changes_the_row(tmp_path):
     b = Agent(tmp_path / "b", config=FAST_REPLICATION).start()
     try:
         status, body = b.request(
-            {"operation": "update_node", "url": _url(a), "authorization": _auth(a)}
+            {"operation": "update_node", "url": a.ws_url, "authorization": _auth(a)}
         )
         assert status == 404 and "does not exist" in body["error"]
-        answer = b.op({"operation": "set_node", "url": _url(a), "authorization": _auth(a)})
-        assert answer["message"] == f"Successfully added '{_url(a)}' to cluster"
+        answer = b.op({"operation": "set_node", "url": a.ws_url, "authorization": _auth(a)})
+        assert answer["message"] == f"Successfully added '{a.ws_url}' to cluster"
         subs = [{"database": "dev", "table": None, "subscribe": True, "publish": True}]
         answer = b.op(
             {
                 "operation": "update_node",
-                "url": _url(a),
+                "url": a.ws_url,
                 "authorization": _auth(a),
                 "subscriptions": subs,
             }
         )
-        assert answer["message"] == f"Successfully updated '{_url(a)}'"
+        assert answer["message"] == f"Successfully updated '{a.ws_url}'"
         assert _rows(b)[a.host]["subscriptions"] == subs
         # the peer's row for us mirrors them (what we subscribe to, it publishes)
         wait_for(lambda: (_rows(a).get(b.host) or {}).get("subscriptions"), 10)
@@ -62,13 +50,13 @@ def test_routes_can_be_set_listed_and_deleted_and_are_saved(tmp_path):
         answer = b.op(
             {
                 "operation": "cluster_set_routes",
-                "routes": [_url(a), {"hostname": "127.0.0.254", "port": 9}],
+                "routes": [a.ws_url, {"hostname": "127.0.0.254", "port": 9}],
             }
         )
         assert answer["message"] == "cluster routes successfully set"
         assert len(answer["set"]) == 2 and answer["skipped"] == []
-        again = b.op({"operation": "cluster_set_routes", "routes": [_url(a)]})
-        assert again["set"] == [] and again["skipped"] == [_url(a)]
+        again = b.op({"operation": "cluster_set_routes", "routes": [a.ws_url]})
+        assert again["set"] == [] and again["skipped"] == [a.ws_url]
         assert b.op({"operation": "cluster_get_routes"}) == answer["set"]
         saved = yaml.safe_load((b.root / "harperdb-config.yaml").read_text())
         assert saved["replication"]["routes"] == answer["set"]
@@ -82,7 +70,7 @@ def test_routes_can_be_set_listed_and_deleted_and_are_saved(tmp_path):
         )
         assert gone["deleted"] == [{"hostname": "127.0.0.254", "port": 9}]
         assert gone["skipped"] == ["ws://nowhere:1"]
-        assert b.op({"operation": "cluster_get_routes"}) == [_url(a)]
+        assert b.op({"operation": "cluster_get_routes"}) == [a.ws_url]
     finally:
         a.kill()
         b.kill()
@@ -93,11 +81,11 @@ def test_configure_cluster_replaces_the_setup(tmp_path):
     b = Agent(tmp_path / "b", config=FAST_REPLICATION).start()
     c = Agent(tmp_path / "c", config=FAST_REPLICATION).start()
     try:
-        b.op({"operation": "add_node", "url": _url(a), "authorization": _auth(a)})
+        b.join(a)
         answer = b.op(
             {
                 "operation": "configure_cluster",
-                "connections": [{"url": _url(c), "authorization": _auth(c)}],
+                "connections": [{"url": c.ws_url, "authorization": _auth(c)}],
             }
         )
         assert answer["message"] == "Cluster successfully configured."
@@ -113,7 +101,7 @@ def test_compressed_links_replicate_too(tmp_path):
     b = Agent(tmp_path / "b", config=config).start()
     try:
         a.op({"operation": "create_table", "database": "dev", "table": "dog", "primary_key": "id"})
-        b.op({"operation": "add_node", "url": _url(a), "authorization": _auth(a)})
+        b.join(a)
         a.op(
             {
                 "operation": "insert",
