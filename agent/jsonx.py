@@ -54,8 +54,3 @@ else:  # pragma: no cover
 def dumps_str(value: Any) -> str:
     """Encode to a compact JSON str (what SQLite's JSON functions read)."""
     return dumps(value).decode("utf-8")
-
-
-def pretty(value: Any) -> str:
-    """Encode for people: indented, keys in their order."""
-    return json.dumps(value, indent=2, default=_default, ensure_ascii=False)

@@ -22,6 +22,7 @@ from agent.replication import credentials
 from agent.replication.endpoint import Endpoint
 from agent.replication.link import SubscriberLink
 from agent.replication.peers import Peer, normalize_url, resolve, route_peer
+from agent.replication.syncgate import SyncGate
 from agent.replication.tail import LogTail, Tails
 from agent.storage import query
 from agent.storage.system import NODES, SCHEMAS, SYSTEM
@@ -82,8 +83,7 @@ class Replicator:
         self.routes: list = list(config.get("replication.routes") or [])
         self._loop: asyncio.AbstractEventLoop | None = None
         self._allowed: set[str] = set()
-        self._syncing: dict[str, SubscriberLink] = {}
-        self._synced_events: dict[str, asyncio.Event] = {}
+        self.sync_gate = SyncGate(node)
         self._servers: list = []
         self._reconcile_task: asyncio.Task | None = None
         self.started = time.time()
@@ -294,35 +294,18 @@ class Replicator:
 
     async def copy_plan(self, link, synced, copy_state, cursors) -> dict | None | str:
         """Decide whether this link copies first; 'wait' while another link copies."""
-        others = [o for o in cursors if o != self.node]
-        if synced or others:
-            return None
-        holder = self._syncing.get(link.database)
-        if holder is not None and holder is not link:
-            return "wait"
-        self._syncing[link.database] = link
-        if copy_state and copy_state.get("frontier"):
-            return {"mode": "resume", **copy_state}
-        return {"mode": "full"}
+        return self.sync_gate.plan(link, synced, copy_state, cursors)
 
     async def wait_synced(self, database: str, timeout: float) -> None:
-        event = self._synced_events.setdefault(database, asyncio.Event())
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
+        await self.sync_gate.wait(database, timeout)
 
     def copy_finished(self, link: SubscriberLink) -> None:
-        if self._syncing.get(link.database) is link:
-            del self._syncing[link.database]
-        self._synced_events.setdefault(link.database, asyncio.Event()).set()
+        self.sync_gate.finished(link)
 
     def link_changed(self, link: SubscriberLink) -> None:
         """A link connected or dropped: release a copy it held and re-plan relays."""
-        if not link.state.connected and self._syncing.get(link.database) is link:
-            del self._syncing[link.database]
-            self._synced_events.setdefault(link.database, asyncio.Event()).set()
-            self._synced_events[link.database] = asyncio.Event()
+        if not link.state.connected:
+            self.sync_gate.released(link)
         if self.config.get("replication.failOver"):
             self._replan(link.database)
 

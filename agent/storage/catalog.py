@@ -13,7 +13,6 @@ import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
-from agent import jsonx
 from agent.errors import ClientError, NotFound
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
@@ -252,7 +251,3 @@ def drop_table_sql(conn: sqlite3.Connection, name: str) -> None:
     conn.execute(f"DROP TABLE IF EXISTS {row_table(name)}")
     conn.execute("DELETE FROM _tables WHERE name = ?", (name,))
     conn.execute("DELETE FROM _attributes WHERE tbl = ?", (name,))
-
-
-def encode_attribute(attr: Attribute) -> bytes:
-    return jsonx.dumps({"name": attr.name, "type": attr.type, "indexed": attr.indexed})
