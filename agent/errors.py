@@ -8,6 +8,8 @@
     │   ├── Conflict (409)           e.g. the root is already in use
     │   └── PayloadTooLarge (413)    body over operationsApi.network.maxBodySize
     └── StorageError (500)           SQLite or the disk failed
+        └── StreamGap (500)          a replicated transaction or copy chunk does not follow
+                                     what was applied; nothing of it was (the link resubscribes)
     ConfigError                      a setting is invalid (start-up exits with code 2)
 
 Handlers raise these; `agent.ops.server` alone turns them into `{"error": ...}` responses.
@@ -58,6 +60,14 @@ class StorageError(AgentError):
     """SQLite or the disk failed; nothing of the failed write was applied."""
 
     status = 500
+
+
+class StreamGap(StorageError):
+    """What a peer sent does not continue what was applied here; nothing of it was applied.
+
+    Applying it would let a cursor pass something that never arrived, so the writer refuses
+    it and the link subscribes again from the cursors it has.
+    """
 
 
 class ConfigError(Exception):

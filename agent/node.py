@@ -138,13 +138,14 @@ class Node:
         self._pruner = asyncio.create_task(self._prune_forever())
 
     async def _prune_forever(self) -> None:
-        """Keep the log and tombstones within logging.auditRetention."""
+        """Keep the log within logging.auditRetention, tombstones within their own retention."""
         retention = self.config.get("logging.auditRetention")
+        tombstones = self.config.get("replication.tombstoneRetention")
         interval = max(0.5, min(60.0, retention / 4))
         while True:
             await asyncio.sleep(interval)
             try:
-                pruned = await self.storage.prune(retention)
+                pruned = await self.storage.prune(retention, tombstones)
             except Exception:
                 log.exception("pruning failed")
                 continue

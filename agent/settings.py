@@ -335,6 +335,23 @@ SETTINGS: tuple[Setting, ...] = (
         unit="ms",
     ),
     Setting(
+        "replication.maxClockSkew",
+        "duration",
+        "5s",
+        "A replicated version further ahead of this node's wall clock than this is refused "
+        "(the link closes, naming the peer and the offset); 0 turns the guard off "
+        "(bare numbers in ms).",
+        unit="ms",
+    ),
+    Setting(
+        "replication.tombstoneRetention",
+        "duration",
+        "10d",
+        "How long tombstones (deleted records) are kept, much longer than the transaction log; "
+        "a node away longer is re-seeded so no delete comes back (bare numbers in ms).",
+        unit="ms",
+    ),
+    Setting(
         "replication.copyTimeout",
         "duration",
         "300s",

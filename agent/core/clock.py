@@ -13,6 +13,7 @@ from __future__ import annotations
 
 COUNTER_BITS = 16
 COUNTER_MAX = (1 << COUNTER_BITS) - 1
+MAX_VERSION = (1 << 63) - 1  # SQLite's INTEGER: a larger version cannot be stored at all
 
 
 def make_version(ms: int, counter: int = 0) -> int:
@@ -35,6 +36,27 @@ def version_counter(version: int) -> int:
 def version_for_time(ms: float) -> int:
     """Return the smallest version at or after wall time `ms` (for start_time filters)."""
     return make_version(int(ms))
+
+
+def valid_version(version: object) -> bool:
+    """Return True for an integer version SQLite can store (0 <= v < 2**63)."""
+    return (
+        isinstance(version, int) and not isinstance(version, bool) and 0 <= version <= MAX_VERSION
+    )
+
+
+def ahead_ms(version: int, now_ms: float) -> float:
+    """Return how far a version's physical part is ahead of wall time `now_ms` (ms)."""
+    return version_ms(version) - now_ms
+
+
+def too_far_ahead(version: int, now_ms: float, max_ahead_ms: float) -> bool:
+    """Return True when a version is further ahead of local wall time than is tolerated.
+
+    Adopting such a version would drag this node's clock (and, through it, every node's)
+    into the future for good, so the clock guard refuses it instead (max_ahead_ms <= 0: off).
+    """
+    return max_ahead_ms > 0 and ahead_ms(version, now_ms) > max_ahead_ms
 
 
 class HybridClock:

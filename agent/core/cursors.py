@@ -1,19 +1,30 @@
-"""Cursor arithmetic: what to apply, what to send, and when a snapshot must replace the log.
+"""Cursor arithmetic over gap-free per-origin sequences.
 
-A node's cursor for an origin is the highest version applied from it; because every stream
-delivers an origin's transactions in that origin's order, the cursor also means "everything
-up to here". A log's floor for an origin is the version up to which it no longer holds that
-origin's transactions (pruned by retention, or covered by a snapshot instead of log entries).
+Every origin numbers its transactions per database 1, 2, 3, ... with no holes (`oseq`). A
+node's cursor for an origin is the last of them it applied, and because it applies only the
+next one, the cursor means "everything that origin wrote up to here is reflected". So a
+transaction is exactly one of: the next one (apply it), one at or below the cursor (a
+harmless duplicate), or one past the next (a gap: something in between never arrived, and
+applying it would let the cursor pass a transaction that was never applied).
+
+A log's floor for an origin is the sequence up to which it no longer holds that origin's
+transactions (pruned by retention, or covered by a snapshot merge instead of log entries).
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+APPLY, DUPLICATE, GAP = "apply", "duplicate", "gap"
 
-def should_apply(cursors: Mapping[str, int], origin: str, version: int) -> bool:
-    """Return True when a transaction is new: later than what was applied from its origin."""
-    return version > cursors.get(origin, 0)
+
+def classify(cursor: int, oseq: int) -> str:
+    """Return APPLY for the next transaction of an origin, DUPLICATE or GAP otherwise."""
+    if oseq <= cursor:
+        return DUPLICATE
+    if oseq == cursor + 1:
+        return APPLY
+    return GAP
 
 
 def served_from_log(
@@ -26,14 +37,28 @@ def served_from_log(
 def after_snapshot(cursors: Mapping[str, int], frontier: Mapping[str, int]) -> dict[str, int]:
     """Return the cursors once a snapshot taken at `frontier` has been merged in."""
     merged = dict(cursors)
-    for origin, version in frontier.items():
-        if version > merged.get(origin, 0):
-            merged[origin] = version
+    for origin, seq in frontier.items():
+        if seq > merged.get(origin, 0):
+            merged[origin] = seq
     return merged
 
 
-def stream_wants(
-    origins: frozenset[str], sent: Mapping[str, int], origin: str, version: int
-) -> bool:
-    """Return True when a publisher should send this log entry on a link."""
-    return origin in origins and version > sent.get(origin, 0)
+def offer(origins: frozenset[str], sent: Mapping[str, int], origin: str, oseq: int) -> str:
+    """Decide what a publisher does with one log entry on a link: APPLY means send it.
+
+    A publisher never sends past a hole: GAP means its log lacks what the subscriber needs
+    next for that origin, and the stream must end so the next Subscribe is planned as a merge.
+    """
+    if origin not in origins:
+        return DUPLICATE
+    return classify(sent.get(origin, 0), oseq)
+
+
+def rolled_back(own_cursor: int, peer_cursor_for_me: int) -> bool:
+    """Return True when a peer holds more of this node's own transactions than it does.
+
+    That happens only when this node's data went back in time (a restored backup, a file
+    copied from elsewhere): its next local sequence numbers are already taken by writes the
+    peers hold, so it must write under a new origin id and fetch those writes back.
+    """
+    return peer_cursor_for_me > own_cursor

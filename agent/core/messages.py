@@ -13,9 +13,11 @@ from typing import Any
 import msgpack
 
 from agent.core.changes import KINDS, Write
+from agent.core.clock import valid_version
 from agent.core.errors import RemoteProtocolError
 
-PROTOCOL_VERSION = 1
+# 2: gap-free per-origin sequences (Txn.origin_id/oseq), origin ids in Hello/Welcome
+PROTOCOL_VERSION = 2
 
 
 def encode_changes(writes: list[Write] | list[tuple]) -> bytes:
@@ -84,8 +86,20 @@ def _is_bytes(v: Any) -> bool:
     return isinstance(v, (bytes, bytearray))
 
 
+def _is_seq(v: Any) -> bool:
+    return _is_int(v) and 0 <= v < 1 << 63
+
+
+def _is_version(v: Any) -> bool:
+    return valid_version(v)
+
+
 def _is_cursor_map(v: Any) -> bool:
-    return isinstance(v, dict) and all(_is_str(k) and _is_int(x) for k, x in v.items())
+    return isinstance(v, dict) and all(_is_str(k) and _is_seq(x) for k, x in v.items())
+
+
+def _is_version_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(_is_str(k) and _is_version(x) for k, x in v.items())
 
 
 def _is_str_list(v: Any) -> bool:
@@ -133,20 +147,43 @@ def _message(name: str, type_code: int, *fields: tuple) -> type:
     return cls
 
 
-# Subscriber -> publisher: who I am and which database this link carries.
-Hello = _message("Hello", 1, ("node", _is_str), ("database", _is_str), ("caps", _is_dict))
-# Publisher -> subscriber: who answered, and (on `system`) the databases it has.
-Welcome = _message("Welcome", 2, ("node", _is_str), ("database", _is_str), ("databases", _is_list))
-# Subscriber -> publisher: where to start for each wanted origin, and whether to copy first.
+# Subscriber -> publisher: who I am (name, and the origin id I write this database under)
+# and which database this link carries.
+Hello = _message(
+    "Hello",
+    1,
+    ("node", _is_str),
+    ("database", _is_str),
+    ("caps", _is_dict),
+    ("origin", _is_str),
+)
+# Publisher -> subscriber: who answered, its origin id for the database, every origin it
+# holds with how far (so the subscriber knows what exists, and can tell it went back in
+# time), and (on `system`) the databases it has.
+Welcome = _message(
+    "Welcome",
+    2,
+    ("node", _is_str),
+    ("database", _is_str),
+    ("databases", _is_list),
+    ("origin", _is_str),
+    ("cursors", _is_cursor_map),
+    ("versions", _is_version_map),
+)
+# Subscriber -> publisher: the last sequence applied of every origin (and its version), the
+# origins wanted from this peer, and whether to copy first.
 Subscribe = _message(
     "Subscribe",
     3,
     ("cursors", _is_cursor_map),
     ("origins", _is_str_list),
     ("copy", _is_opt_dict),
-    ("start_version", _is_int),
+    ("start_version", _is_version),
+    ("versions", _is_version_map),
 )
 Schema = _message("Schema", 4, ("tables", _is_list))
+# `horizon`: the publisher's tombstone horizon when the subscriber is behind it (0: not), so
+# the subscriber drops rows the snapshot lacks that are older (their delete was forgotten).
 CopyStart = _message(
     "CopyStart",
     5,
@@ -154,17 +191,31 @@ CopyStart = _message(
     ("total", _is_int),
     ("reason", _is_str),
     ("resumed", _is_int),
+    ("horizon", _is_version),
 )
-CopyChunk = _message("CopyChunk", 6, ("table", _is_str), ("rows", _is_list), ("last", _anything))
+# Rows of one table with keys in (`after`, `last`]; `done` closes the table: (after, end).
+CopyChunk = _message(
+    "CopyChunk",
+    6,
+    ("table", _is_str),
+    ("rows", _is_list),
+    ("after", _anything),
+    ("last", _anything),
+    ("done", _is_bool),
+)
 CopyEnd = _message("CopyEnd", 7, ("frontier", _is_cursor_map), ("copied", _is_int))
-# One transaction: `prev` is the seq of the previous Txn on this link, so a gap shows.
+# One transaction: `seq`/`prev` number the frames of this stream (the publisher's log
+# positions); `origin_id`/`oseq` are the origin's own gap-free sequence, which is what the
+# receiver applies by; `origin` is the origin's name (the conflict rule's tie-break).
 Txn = _message(
     "Txn",
     8,
     ("seq", _is_int),
     ("prev", _is_int),
     ("origin", _is_str),
-    ("version", _is_int),
+    ("origin_id", _is_str),
+    ("oseq", _is_seq),
+    ("version", _is_version),
     ("records", _is_int),
     ("at", _is_num),
     ("body", _is_bytes),
@@ -186,6 +237,21 @@ OpResult = _message("OpResult", 15, ("id", _is_int), ("status", _is_int), ("body
 # Publisher -> subscriber: the origins this node receives directly right now (and itself), so
 # a subscriber borrowing an origin picks a relay that really has it.
 Reach = _message("Reach", 16, ("origins", _is_str_list))
+
+
+def check_rows(rows: list) -> None:
+    """Validate a CopyChunk's rows `[pk, doc, version, origin]` before they touch storage."""
+    for row in rows:
+        if not isinstance(row, list) or len(row) != 4:
+            raise RemoteProtocolError(f"malformed copy row {row!r:.80}")
+        pk, doc, version, origin = row
+        if isinstance(pk, bool) or not isinstance(pk, (str, int, float)):
+            raise RemoteProtocolError(f"copy row with a bad primary key {pk!r:.60}")
+        if not (doc is None or isinstance(doc, str)) or not isinstance(origin, str):
+            raise RemoteProtocolError(f"malformed copy row {row!r:.80}")
+        if not valid_version(version):
+            raise RemoteProtocolError(f"copy row with an out-of-range version {version!r:.40}")
+
 
 MESSAGES = {
     cls.TYPE: cls

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.core import messages as m
-from agent.core.cursors import stream_wants
+from agent.core.cursors import APPLY, GAP, offer
 from agent.core.errors import LocalProtocolError, RemoteProtocolError
 
 HANDSHAKE, SUBSCRIBED, COPYING, STREAMING, CLOSED = (
@@ -138,20 +138,33 @@ class Subscriber(_Outbox):
         self._last_seq = 0
         self._acked_records = 0
         self._awaiting_schema = False
+        self.peer_origin: str | None = None  # the origin id the peer writes this database as
+        self.peer_cursors: dict[str, int] = {}  # what the peer holds of every origin (Welcome)
 
-    def start(self, now: float, caps: dict | None = None) -> None:
-        """Begin the handshake."""
+    def start(self, now: float, caps: dict | None = None, origin: str = "") -> None:
+        """Begin the handshake, saying which origin id this node writes the database under."""
         self.stats.connected_at = now
         self.stats.last_message_at = now
-        self.outbox.append(m.Hello(self.node, self.database, caps or {}))
+        self.outbox.append(m.Hello(self.node, self.database, caps or {}, origin))
 
     def subscribe(
-        self, cursors: dict, origins: list[str], copy: dict | None, start_version: int = 0
+        self,
+        cursors: dict,
+        origins: list[str],
+        copy: dict | None,
+        start_version: int = 0,
+        versions: dict | None = None,
     ) -> None:
-        """Ask for `origins` after `cursors` (a new Subscribe replaces the previous one)."""
+        """Ask for `origins` after `cursors` (a new Subscribe replaces the previous one).
+
+        `cursors` are the last sequence applied per origin id; `versions` the version of
+        each, which lets the publisher tell whether this node is behind its tombstone horizon.
+        """
         if self.state == CLOSED or self.peer is None:
             raise LocalProtocolError("subscribe before the peer said who it is")
-        self.outbox.append(m.Subscribe(cursors, sorted(origins), copy, start_version))
+        self.outbox.append(
+            m.Subscribe(cursors, sorted(origins), copy, start_version, versions or {})
+        )
         self._awaiting_schema = True
         self.state = SUBSCRIBED
 
@@ -179,6 +192,8 @@ class Subscriber(_Outbox):
                 f"node name mismatch: expected {self.expected_peer!r}, peer is {msg.node!r}"
             )
         self.peer = msg.node
+        self.peer_origin = msg.origin
+        self.peer_cursors = dict(msg.cursors)
         return [Event("welcome", msg)]
 
     def _require_subscribed(self, what: str) -> None:
@@ -207,6 +222,7 @@ class Subscriber(_Outbox):
             return []
         if self.state != COPYING:
             raise RemoteProtocolError("CopyChunk outside a copy")
+        m.check_rows(msg.rows)
         self.stats.last_data_at = now
         return [Event("chunk", msg)]
 
@@ -305,14 +321,25 @@ class Subscriber(_Outbox):
         return max(0.0, now + offset - self.stats.oldest_pending_at)
 
 
+def behind_horizon(behind: list[str], versions: dict[str, int], horizon: int) -> bool:
+    """Return True when a subscriber missing `behind`'s log entries may miss forgotten deletes.
+
+    Tombstones older than the horizon are gone from this node; a subscriber whose last
+    applied version of such an origin is older than the horizon may have missed a delete
+    that no longer exists anywhere as a tombstone.
+    """
+    return bool(horizon) and any(versions.get(o, 0) < horizon for o in behind)
+
+
 @dataclass
 class Plan:
     """What a publisher does for one Subscribe: copy first or not, then stream from `sent`."""
 
     copy: str | None  # None, "full", "merge" or "resume"
-    sent: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)  # per origin id: last sequence sent
     origins: frozenset[str] = frozenset()
     resume: dict | None = None
+    horizon: int = 0  # tombstone horizon the copy enforces (0: none), see behind_horizon
 
 
 class Publisher(_Outbox):
@@ -328,6 +355,7 @@ class Publisher(_Outbox):
         self.node = node
         self.databases = databases
         self.peer: str | None = None
+        self.peer_origin: str | None = None
         self.database: str | None = None
         self.outbox: list[m.Message] = []
         self.stats = LinkStats()
@@ -368,11 +396,21 @@ class Publisher(_Outbox):
             self.outbox.append(m.Close(f"database {msg.database!r} is not replicated here", False))
             return [Event("refused", msg, f"database {msg.database!r} not replicated")]
         self.peer, self.database = msg.node, msg.database
+        self.peer_origin = msg.origin
         self.stats.connected_at = now
         return [Event("hello", msg)]
 
-    def plan_subscription(self, msg, floors: dict[str, int], resume_ok: bool) -> Plan:
-        """Decide how to serve a Subscribe given this node's log floors."""
+    def plan_subscription(
+        self, msg, floors: dict[str, int], resume_ok: bool, horizon: int = 0
+    ) -> Plan:
+        """Decide how to serve a Subscribe given this node's log floors.
+
+        An origin whose cursor is below this log's floor cannot be streamed (the entries
+        are gone), so the subscriber gets a merge of the snapshot instead. When it is also
+        behind `horizon` (this node's tombstone horizon: deletes older than it left no
+        tombstone here), the merge carries the horizon so the subscriber drops what those
+        forgotten deletes removed.
+        """
         origins = frozenset(msg.origins)
         sent = dict(msg.cursors)
         copy = (msg.copy or {}).get("mode")
@@ -380,26 +418,44 @@ class Publisher(_Outbox):
             raise RemoteProtocolError(f"unknown copy mode {copy!r:.40}")
         if copy == "resume" and not resume_ok:
             copy = "full"
-        if copy is None and any(sent.get(o, 0) < floors.get(o, 0) for o in origins):
+        behind = [o for o in origins if sent.get(o, 0) < floors.get(o, 0)]
+        if copy is None and behind:
             copy = "merge"
-        self.plan = Plan(copy, sent, origins, msg.copy if copy == "resume" else None)
+        plan = Plan(copy, sent, origins, msg.copy if copy == "resume" else None)
+        if copy == "merge" and behind_horizon(behind, msg.versions or {}, horizon):
+            plan.horizon = horizon
+        self.plan = plan
         self._last_seq = 0
-        return self.plan
+        return plan
 
-    def wants(self, origin: str, version: int) -> bool:
+    def offer(self, origin_id: str, oseq: int) -> str:
+        """Return APPLY to send a log entry, GAP when this log cannot continue the origin."""
         plan = self.plan
-        return plan is not None and stream_wants(plan.origins, plan.sent, origin, version)
+        if plan is None:
+            return GAP
+        return offer(plan.origins, plan.sent, origin_id, oseq)
+
+    def wants(self, origin_id: str, oseq: int) -> bool:
+        return self.offer(origin_id, oseq) == APPLY
 
     def window_open(self) -> bool:
         return self.sent_records - self.acked_records < self.window_records
 
     def txn(
-        self, seq: int, origin: str, version: int, records: int, at: float, body: bytes
+        self,
+        seq: int,
+        origin: str,
+        origin_id: str,
+        oseq: int,
+        version: int,
+        records: int,
+        at: float,
+        body: bytes,
     ) -> m.Txn:
         """Build the frame for one log entry and account for it."""
-        msg = m.Txn(seq, self._last_seq, origin, version, records, at, body)
+        msg = m.Txn(seq, self._last_seq, origin, origin_id, oseq, version, records, at, body)
         self._last_seq = seq
-        self.plan.sent[origin] = version
+        self.plan.sent[origin_id] = oseq
         self.sent_records += _window_units(records)
         return msg
 

@@ -1,8 +1,12 @@
 """The receiving side of a link: dial a peer for one database, subscribe, apply, re-dial.
 
 Runs the pure `Subscriber` machine against the network and storage. Applies are pipelined
-into the database writer (which group-commits them) and acknowledged in order once durable;
-a bounded queue of pending applies stops reading the socket, which is the back-pressure.
+into the database writer (which group-commits them, in queue order) and acknowledged in
+order once durable; a bounded queue of pending applies stops reading the socket, which is
+the back-pressure. A queued apply is never cancelled, whatever ends the session: the writer
+runs it, and each job checks that it continues what was applied (agent/storage/apply.py),
+so a cursor can never pass something that was not applied. A job refused as a gap ends the
+session; the next one subscribes again from the cursors.
 """
 
 from __future__ import annotations
@@ -14,13 +18,19 @@ import time
 from dataclasses import dataclass, field
 
 from agent.core import messages as m
+from agent.core.clock import ahead_ms, too_far_ahead
+from agent.core.cursors import rolled_back
 from agent.core.errors import RemoteProtocolError
-from agent.core.subscription import STREAMING, Subscriber
+from agent.core.subscription import COPYING, STREAMING, Subscriber
+from agent.errors import StreamGap
 from agent.replication.connection import LinkClosed
 from agent.replication.transport import DialError, dial
+from agent.storage import identity, txlog
 from agent.storage.apply import (
+    CopyBegin,
     CopyComplete,
     EnsureSchema,
+    Reidentify,
     RemoteTransaction,
     SnapshotChunk,
     sync_state,
@@ -40,6 +50,9 @@ class LinkState:
     last_error_at: float | None = None
     attempts: int = 0
     sessions: int = 0
+    gaps: int = 0  # applies refused because they did not continue what was applied
+    last_gap: str | None = None
+    clock_refusals: int = 0  # transactions refused by the clock guard
     extra: dict = field(default_factory=dict)
 
 
@@ -56,6 +69,9 @@ class SubscriberLink:
         self._conn = None
         self._resubscribe = asyncio.Event()
         self.subscribed_origins: set[str] = set()
+        self.peer_origin: str | None = None  # the peer's origin id here, kept across sessions
+        self.peer_cursors: dict[str, int] = {}  # what the peer held at the last Welcome
+        self._welcome_versions: dict[str, int] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"link-{self.peer.key}-{self.database}")
@@ -85,6 +101,10 @@ class SubscriberLink:
                 await self._session()
             except asyncio.CancelledError:
                 raise
+            except StreamGap as exc:
+                self.state.gaps += 1
+                self.state.last_gap = exc.message
+                self._failed(f"gap: {exc.message}; subscribing again from the cursors")
             except (DialError, LinkClosed, RemoteProtocolError, OSError) as exc:
                 self._failed(str(exc))
             except Exception as exc:
@@ -124,9 +144,14 @@ class SubscriberLink:
         self._conn = conn
         machine = Subscriber(rep.node, self.database, self.peer.name, rep.timing)
         self.machine = machine
-        machine.start(time.time(), {"tables": self.peer.subscribed_tables(self.database)})
+        db = rep.storage.get(self.database)
+        caps = {"tables": self.peer.subscribed_tables(self.database)}
+        machine.start(time.time(), caps, db.origin_id)
         await self._flush()
         welcome = await self._expect_welcome()
+        self.peer_origin, self.peer_cursors = welcome.origin, dict(welcome.cursors)
+        self._welcome_versions = dict(welcome.versions)
+        await self._check_rolled_back(db, welcome)
         await rep.welcomed(self, welcome)
         self.state.connected = True
         self.state.sessions += 1
@@ -148,23 +173,43 @@ class SubscriberLink:
                 raise LinkClosed(f"peer refused: {event.reason}")
         raise RemoteProtocolError("expected Welcome")
 
+    async def _check_rolled_back(self, db, welcome) -> None:
+        """Take a new origin id when the peer holds more of our own writes than we do."""
+        mine = await db.read(txlog.cursor, db.origin_id)
+        theirs = welcome.cursors.get(db.origin_id, 0)
+        if not rolled_back(mine[0], theirs):
+            return
+        fresh = identity.new_id()
+        log.warning(
+            "%s: %s holds our transactions up to %d but this file only up to %d (restored "
+            "from a backup?): writing as origin %s from now on and fetching the rest back",
+            self.database,
+            welcome.node,
+            theirs,
+            mine[0],
+            fresh,
+        )
+        await db.write(Reidentify(db, fresh))
+        raise LinkClosed("this database went back in time; new origin id taken")
+
     async def _subscribe(self) -> None:
         rep = self.replicator
         db = rep.storage.get(self.database)
         while True:
-            synced, copy_state, cursors = await db.read(sync_state, self.machine.peer)
+            synced, copy_state, cursors, versions = await db.read(sync_state, self.machine.peer)
             copy = await rep.copy_plan(self, synced, copy_state, cursors)
             if copy != "wait":
                 break
             await rep.wait_synced(self.database, 1.0)  # another link is copying this database
-        origins = rep.origins_for(self.machine.peer, self.database)
+        origins = rep.origins_for(self, cursors)
         self.subscribed_origins = set(origins)
         start_version = self.peer.start_version if copy and self.database != "system" else 0
-        self.machine.subscribe(cursors, sorted(origins), copy, start_version)
+        self.machine.subscribe(cursors, sorted(origins), copy, start_version, versions)
         self._resubscribe.clear()
         await self._flush()
 
     async def _pump(self) -> None:
+        self._copy_done = asyncio.Event()
         pending: asyncio.Queue = asyncio.Queue(MAX_PENDING)
         acker = asyncio.create_task(self._ack(pending))
         ticker = asyncio.create_task(self._tick())
@@ -176,6 +221,9 @@ class SubscriberLink:
                     {acker, ticker, reader, watcher}, return_when=asyncio.FIRST_COMPLETED
                 )
                 if watcher in done:
+                    if self.machine.state == COPYING:
+                        # Never abandon a copy for a relay change: ask again once it is done.
+                        await self._copy_done.wait()
                     await self._subscribe()
                     watcher = asyncio.create_task(self._resubscribe.wait())
                     continue
@@ -193,52 +241,80 @@ class SubscriberLink:
                 await self._event(event, pending)
             await self._flush()
 
+    def _submit(self, job):
+        """Queue a job in the writer now, in order; the future is never cancelled."""
+        db = self.replicator.storage.get(self.database)
+        return db.submit_async(job)
+
     async def _event(self, event, pending: asyncio.Queue) -> None:
-        rep, db = self.replicator, self.replicator.storage.get(self.database)
+        rep = self.replicator
         kind, msg = event.kind, event.message
         if kind == "txn":
-            job = RemoteTransaction(
-                self.database,
-                msg.origin,
-                msg.version,
-                msg.at,
-                msg.records,
-                msg.body,
-                rep.storage.clock,
-            )
-            await pending.put((asyncio.ensure_future(db.write(job)), msg.seq, msg.records))
+            self._guard_clock(msg)
+            job = RemoteTransaction(self.database, msg, rep.storage.clock)
+            await pending.put((self._submit(job), msg.seq, msg.records))
         elif kind == "chunk":
-            state = {
-                **self.state.extra.get("copy", {}),
-                "table": msg.table,
-                "after": msg.last,
-                "copied": self.machine.stats.copy_done + len(msg.rows),
-            }
-            self.state.extra["copy"] = state
-            self.machine.stats.copy_done += len(msg.rows)
-            job = SnapshotChunk(
-                self.database, msg.table, msg.rows, self.machine.peer, state, rep.storage.clock
-            )
-            await pending.put((asyncio.ensure_future(db.write(job)), 0, len(msg.rows)))
+            await pending.put((self._submit(self._chunk_job(msg)), 0, len(msg.rows)))
         elif kind == "copy_start":
-            self.state.extra["copy"] = {"mode": "resume", "frontier": msg.frontier}
+            state = {"mode": "resume", "frontier": msg.frontier, "copied": msg.resumed}
+            self.state.extra["copy"] = state
+            self.state.extra["horizon"] = msg.horizon
+            job = CopyBegin(self.machine.peer, state, msg.resumed)
+            await pending.put((self._submit(job), 0, 0))
         elif kind == "copy_end":
-            job = CopyComplete(self.machine.peer, msg.frontier, rep.node)
-            await pending.put((asyncio.ensure_future(db.write(job)), 0, 0))
+            job = CopyComplete(self.machine.peer, msg, self._welcome_versions)
+            await pending.put((self._submit(job), 0, 0))
             await pending.join()
             rep.copy_finished(self)
+            self._copy_done.set()
         elif kind == "schema":
+            db = rep.storage.get(self.database)
             await db.write(EnsureSchema(self.database, msg.tables))
         elif kind == "reach":
             rep.link_changed(self)  # the peer reaches other origins now: re-plan relays
         elif kind == "closed":
             raise LinkClosed(f"peer closed the link: {event.reason}")
 
+    def _chunk_job(self, msg) -> SnapshotChunk:
+        for row in msg.rows:
+            self._guard_clock_version(row[2])
+        copied = self.machine.stats.copy_done + len(msg.rows)
+        state = {**self.state.extra.get("copy", {}), "table": msg.table, "copied": copied}
+        # where a resumed copy continues: after this chunk's last key (an empty closing
+        # chunk leaves it where the chunk before left it)
+        state["after"] = msg.last if msg.last is not None else msg.after
+        self.state.extra["copy"] = state
+        self.machine.stats.copy_done = copied
+        rep = self.replicator
+        job = SnapshotChunk(self.database, msg, self.machine.peer, state, rep.storage.clock)
+        horizon = self.state.extra.get("horizon") or 0
+        if horizon:
+            db = rep.storage.get(self.database)
+            job.horizon = horizon
+            job.keep_mine = (rep.node, self._welcome_versions.get(db.origin_id, 0))
+        return job
+
+    def _guard_clock(self, msg) -> None:
+        self._guard_clock_version(msg.version)
+
+    def _guard_clock_version(self, version: int) -> None:
+        """Refuse a version too far ahead of our wall clock: adopting it would be for good."""
+        limit = self.replicator.max_clock_ahead_ms
+        now_ms = time.time() * 1000.0
+        if too_far_ahead(version, now_ms, limit):
+            self.state.clock_refusals += 1
+            raise LinkClosed(
+                f"clock guard: {self.machine.peer} sent a version "
+                f"{ahead_ms(version, now_ms) / 1000.0:.1f}s ahead of this node's clock "
+                f"(replication.maxClockSkew is {limit / 1000.0:g}s); refused"
+            )
+
     async def _ack(self, pending: asyncio.Queue) -> None:
         while True:
             future, seq, records = await pending.get()
             try:
-                await future
+                # shield: ending the session cancels this task, never the job in the writer
+                await asyncio.shield(future)
             finally:
                 pending.task_done()
             self.machine.applied(seq, records, time.time())

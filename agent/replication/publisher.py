@@ -14,6 +14,7 @@ from collections import deque
 
 from agent.core import messages as m
 from agent.core.changes import record_count
+from agent.core.cursors import DUPLICATE, GAP
 from agent.core.errors import RemoteProtocolError
 from agent.core.messages import decode_changes, encode_changes
 from agent.core.subscription import Publisher, Timing
@@ -21,6 +22,7 @@ from agent.replication.connection import Connection, LinkClosed
 from agent.replication.tail import LogTail
 from agent.storage import rows, txlog
 from agent.storage.database import Database
+from agent.storage.writes import tombstone_horizon
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 1.0
@@ -39,8 +41,12 @@ def _copy_counts(conn, tables: list[str], min_version: int) -> int:
     )
 
 
-def _snapshot_start(conn) -> tuple[dict, dict]:
-    return txlog.cursors(conn), txlog.floors(conn)
+def _snapshot_start(conn) -> tuple[dict, dict, int]:
+    return txlog.cursors(conn), txlog.floors(conn), tombstone_horizon(conn)
+
+
+def _welcome_state(conn) -> tuple[dict, dict]:
+    return txlog.cursors(conn), txlog.cursor_versions(conn)
 
 
 class PublisherSession:
@@ -123,18 +129,35 @@ class PublisherSession:
                 self._closed = True
                 return
         self.db = self.storage.get(self.machine.database)
+        if hello.origin == self.db.origin_id:
+            # Two nodes writing under one origin id would overwrite each other's sequences.
+            await self.send(
+                m.Close(
+                    f"{hello.node} writes {self.db.name} under origin id {hello.origin}, which "
+                    "is this node's own: was one root copied from the other?",
+                    False,
+                )
+            )
+            self._closed = True
+            return
         names = self.machine.databases if self.db.name == "system" else []
-        await self.send(m.Welcome(self.machine.node, self.db.name, names))
+        cursors, versions = await self.db.read(_welcome_state)
+        await self.send(
+            m.Welcome(self.machine.node, self.db.name, names, self.db.origin_id, cursors, versions)
+        )
 
     async def _subscribe(self, msg) -> None:
         if self._stream is not None:
             self._stream.cancel()
-        cursors, floors = await self.db.read(_snapshot_start)
+        cursors, floors, horizon = await self.db.read(_snapshot_start)
         resume_ok = bool(msg.copy and msg.copy.get("mode") == "resume")
         if resume_ok:
             frontier = msg.copy.get("frontier") or {}
-            resume_ok = all(v >= floors.get(o, 0) for o, v in frontier.items())
-        plan = self.machine.plan_subscription(msg, floors, resume_ok)
+            resume_ok = isinstance(frontier, dict) and all(
+                isinstance(v, int) and v >= floors.get(o, 0) and v <= cursors.get(o, 0)
+                for o, v in frontier.items()
+            )
+        plan = self.machine.plan_subscription(msg, floors, resume_ok, horizon)
         tables = [t for t in _replicated_tables(self.db) if self._publishes(t.name)]
         await self.send(m.Schema([t.definition() for t in tables]))
         self._reach_sent = None
@@ -167,7 +190,7 @@ class PublisherSession:
         min_version = msg.start_version or 0
         total = await self.db.read(_copy_counts, names, min_version)
         copied = int(resume.get("copied") or 0)
-        await self.send(m.CopyStart(frontier, total, plan.copy, copied))
+        await self.send(m.CopyStart(frontier, total, plan.copy, copied, plan.horizon))
         for name in names:
             if start_table is not None and name < start_table:
                 continue
@@ -177,15 +200,18 @@ class PublisherSession:
         return frontier
 
     async def _copy_table(self, name: str, after, min_version: int, copied: int) -> int:
+        """Send one table in key order; the last chunk says `done`, closing its key range."""
         while True:
             batch = await self.db.read(rows.scan, name, after, self.chunk_records, min_version)
-            if not batch:
-                return copied
+            done = len(batch) < self.chunk_records
             await self._wait_window()
-            after = batch[-1][0]
-            await self.send(m.CopyChunk(name, [list(r) for r in batch], after))
+            last = batch[-1][0] if batch else None
+            await self.send(m.CopyChunk(name, [list(r) for r in batch], after, last, done))
             self.machine.chunk_sent(len(batch))
             copied += len(batch)
+            if done:
+                return copied
+            after = last
 
     async def _stream_log(self) -> None:
         tail = self.tails[self.db.name]
@@ -224,26 +250,40 @@ class PublisherSession:
     def _publishes(self, table: str) -> bool:
         return self.tables is None or table in self.tables
 
-    def _filtered(self, entry) -> tuple[bytes, int] | None:
-        """Return the entry's body (and record count) holding only published tables."""
+    def _filtered(self, entry) -> tuple[bytes, int]:
+        """Return the entry's body (and record count) holding only published tables.
+
+        An entry with nothing published still goes out, empty: the receiver applies an
+        origin's sequence without holes, so every number must arrive.
+        """
         if self.tables is None or entry.tables and entry.tables <= self.tables:
             return entry.body, entry.records
         writes = [w for w in decode_changes(entry.body) if self._publishes(w.table)]
-        if not writes:
-            return None
         return encode_changes(writes), record_count(writes)
 
     async def _offer(self, entry) -> None:
         self.position = entry.seq
-        if not self.machine.wants(entry.origin, entry.version):
+        decision = self.machine.offer(entry.origin_id, entry.oseq)
+        if decision == DUPLICATE:
             return
-        filtered = self._filtered(entry)
-        if filtered is None:
-            return
-        body, records = filtered
+        if decision == GAP:
+            raise LinkClosed(
+                f"this log lacks {entry.origin}'s transactions before {entry.oseq} "
+                "(pruned while streaming); a merge is needed"
+            )
+        body, records = self._filtered(entry)
         await self._wait_window()
         self.sending = entry.version
-        msg = self.machine.txn(entry.seq, entry.origin, entry.version, records, entry.at, body)
+        msg = self.machine.txn(
+            entry.seq,
+            entry.origin,
+            entry.origin_id,
+            entry.oseq,
+            entry.version,
+            records,
+            entry.at,
+            body,
+        )
         self._unacked.append((entry.seq, entry.at))
         await self.send(msg)
 

@@ -17,7 +17,7 @@ from agent.core.changes import DELETE, PUT
 from agent.core.messages import decode_changes
 from agent.core.relay import assign_origins
 from agent.core.routes import Dialing
-from agent.core.subscription import Timing
+from agent.core.subscription import COPYING, STREAMING, Timing
 from agent.replication import credentials
 from agent.replication.endpoint import Endpoint
 from agent.replication.link import SubscriberLink
@@ -70,6 +70,7 @@ class Replicator:
             config.get("replication.stallTimeout"),
         )
         self.retry_interval = config.get("replication.retryInterval")
+        self.max_clock_ahead_ms = config.get("replication.maxClockSkew") * 1000.0
         self.compression = bool(config.get("replication.compression"))
         self.chunk_records = config.get("replication.copyChunkRecords")
         listener = config.listener("operationsApi.network.port")
@@ -84,6 +85,7 @@ class Replicator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._allowed: set[str] = set()
         self.sync_gate = SyncGate(node)
+        self._cursor_cache: dict[str, dict] = {}  # last cursors a Subscribe read, per database
         self._servers: list = []
         self._reconcile_task: asyncio.Task | None = None
         self.started = time.time()
@@ -251,6 +253,9 @@ class Replicator:
             await asyncio.sleep(2.0)
             try:
                 await self.reconcile()
+                if self.config.get("replication.failOver"):
+                    for database in self.replicated_databases():
+                        self._replan(database)  # never wait for a link event to serve an origin
             except Exception:
                 log.exception("replication reconcile failed")
 
@@ -294,7 +299,8 @@ class Replicator:
 
     async def copy_plan(self, link, synced, copy_state, cursors) -> dict | None | str:
         """Decide whether this link copies first; 'wait' while another link copies."""
-        return self.sync_gate.plan(link, synced, copy_state, cursors)
+        own = self.storage.get(link.database).origin_id
+        return self.sync_gate.plan(link, synced, copy_state, cursors, own)
 
     async def wait_synced(self, database: str, timeout: float) -> None:
         await self.sync_gate.wait(database, timeout)
@@ -309,37 +315,66 @@ class Replicator:
         if self.config.get("replication.failOver"):
             self._replan(link.database)
 
-    def _connected(self, database: str) -> list[str]:
+    def _links(self, database: str) -> list[SubscriberLink]:
+        return [p.links[database] for p in self.peers.values() if database in p.links]
+
+    def _connected_links(self, database: str) -> list[SubscriberLink]:
         return [
-            p.name
-            for p in self.peers.values()
-            if p.name and database in p.links and p.links[database].state.connected
+            link
+            for link in self._links(database)
+            if link.state.connected and link.peer_origin and link.machine is not None
         ]
 
     def direct_origins(self, database: str) -> set[str]:
-        """Return the origins this node receives directly on `database` (and itself)."""
-        return {self.node, *self._connected(database)}
+        """Return the origin ids this node receives directly on `database` (and its own)."""
+        own = self.storage.get(database).origin_id if self.storage.exists(database) else None
+        return {o for o in (own, *(x.peer_origin for x in self._connected_links(database))) if o}
 
-    def origins_for(self, peer: str, database: str) -> set[str]:
-        """Return the origins to request from `peer` on `database` (itself plus relays)."""
+    def origin_name(self, database: str, origin_id: str) -> str:
+        """Return the node name behind an origin id where known (else the id itself)."""
+        for link in self._links(database):
+            if link.peer_origin == origin_id and link.peer.name:
+                return link.peer.name
+        if self.storage.exists(database) and self.storage.get(database).origin_id == origin_id:
+            return self.node
+        return origin_id
+
+    def known_origins(self, database: str, cursors: dict | None = None) -> set[str]:
+        """Return every origin id known on `database`: peers', what they hold, what we hold.
+
+        An origin that is no peer (a node removed, rebuilt, or an origin id retired after a
+        restore) is still served by whichever peer holds its transactions.
+        """
+        known = set(cursors or ())
+        for link in self._links(database):
+            if link.peer_origin:
+                known.add(link.peer_origin)
+            known.update(link.peer_cursors)
+        return known
+
+    def origins_for(self, link: SubscriberLink, cursors: dict | None = None) -> set[str]:
+        """Return the origin ids to request on `link`: its peer's own, plus any it relays."""
+        own = link.peer_origin
         if not self.config.get("replication.failOver"):
-            return {peer}
-        known = {p.name for p in self.peers.values() if p.name}
-        connected = self._connected(database)
-        reach = {
-            p.name: p.links[database].machine.stats.reach
-            for p in self.peers.values()
-            if p.name in connected and p.links[database].machine is not None
-        }
-        plan = assign_origins(self.node, known, connected, reach)
-        return plan.get(peer, {peer})
+            return {own} if own else set()
+        database = link.database
+        if cursors is not None:
+            self._cursor_cache[database] = dict(cursors)
+        cursors = self._cursor_cache.get(database)
+        me = self.storage.get(database).origin_id
+        connected = self._connected_links(database)
+        reach = {x.peer_origin: x.machine.stats.reach for x in connected}
+        plan = assign_origins(
+            me, self.known_origins(database, cursors), [x.peer_origin for x in connected], reach
+        )
+        return plan.get(own, {own} if own else set())
 
     def _replan(self, database: str) -> None:
-        for peer in self.peers.values():
-            link = peer.links.get(database)
-            if link is None or not link.streaming:
-                continue
-            if self.origins_for(peer.name, database) != link.subscribed_origins:
+        """Ask again on every connected link whose share of the origins changed."""
+        for link in self._connected_links(database):
+            if link.machine.state not in (STREAMING, COPYING):
+                continue  # its Subscribe is being planned right now, with the new plan
+            if self.origins_for(link, self._cursor_cache.get(database)) != link.subscribed_origins:
                 link.resubscribe()
 
     def retain(self, url: str, header: str) -> None:

@@ -32,7 +32,7 @@ def _copy(stats, now: float) -> dict | None:
     }
 
 
-def socket_status(link, session, now: float) -> dict:
+def socket_status(link, session, now: float, names=None) -> dict:
     """Describe one (peer, database) pair from both directions of its links."""
     machine = link.machine if link else None
     stats = machine.stats if machine else None
@@ -43,7 +43,9 @@ def socket_status(link, session, now: float) -> dict:
         "connected": streaming,
         "latency": round(stats.latency_ms, 3) if stats and stats.latency_ms is not None else None,
         "thread_id": 0,
-        "nodes": sorted(link.subscribed_origins) if link else [],
+        "nodes": sorted(names(link.database, o) if names else o for o in link.subscribed_origins)
+        if link
+        else [],
         "lastCommitConfirmed": _date(session.acked_at) if session else None,
         "lastReceivedRemoteTime": _date(stats.last_origin_at) if stats else None,
         "lastReceivedLocalTime": _date(stats.last_data_at) if stats else None,
@@ -65,6 +67,11 @@ def socket_status(link, session, now: float) -> dict:
         "recordsReceived": stats.records if stats else 0,
         "copy": _copy(stats, now) if stats else None,
     }
+    if link:
+        out["gaps"] = link.state.gaps
+        out["clockRefusals"] = link.state.clock_refusals
+        if link.state.last_gap:
+            out["lastGap"] = link.state.last_gap
     if link and link.state.last_error:
         out["lastConnectionError"] = {
             "reason": link.state.last_error,
@@ -91,7 +98,7 @@ def cluster_status(replicator) -> dict:
     for peer in sorted(replicator.peers.values(), key=lambda p: p.key):
         row = _public_row(peer)
         row["database_sockets"] = [
-            socket_status(link, sessions.get((peer.name, db)), now)
+            socket_status(link, sessions.get((peer.name, db)), now, replicator.origin_name)
             for db, link in sorted(peer.links.items())
         ]
         connections.append(row)

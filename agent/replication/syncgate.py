@@ -13,9 +13,9 @@ class SyncGate:
         self._holders: dict[str, object] = {}
         self._events: dict[str, asyncio.Event] = {}
 
-    def plan(self, link, synced, copy_state, cursors) -> dict | None | str:
+    def plan(self, link, synced, copy_state, cursors, own_origin: str) -> dict | None | str:
         """Decide whether `link` copies first; 'wait' while another link copies."""
-        if synced or any(origin != self.node for origin in cursors):
+        if synced or any(origin != own_origin for origin in cursors):
             return None
         holder = self._holders.get(link.database)
         if holder is not None and holder is not link:

@@ -1,9 +1,16 @@
 """Write jobs for what arrives from peers: transactions, snapshot chunks, copy completion.
 
-A replicated transaction applies only if it is newer than its origin's cursor (duplicates are
-harmless), each record by the last-write-wins rule, and is logged again under its original
-origin and version so this node can relay it. Snapshot rows merge by the same rule, so a
-merge never deletes a row this node has unless a newer tombstone says so.
+Every job here checks, inside the writer's transaction, that it continues what was applied
+before it, and refuses (StreamGap, nothing applied) when it does not: a replicated
+transaction applies only as the next sequence of its origin (an older one is a harmless
+duplicate), a copy chunk only right after the chunk before it, a copy completes only when
+every chunk arrived. So whatever ends a link, drops a frame or skips a queued job, no cursor
+ever passes a transaction or chunk that was not applied.
+
+Records merge by last-write-wins; a transaction is logged again under its origin's id and
+sequence, so this node can relay it. Snapshot rows merge by the same rule, so a merge never
+deletes a row this node has unless a newer tombstone says so, or the publisher's tombstone
+horizon says a delete older than it was forgotten (see `SnapshotChunk`).
 """
 
 from __future__ import annotations
@@ -13,40 +20,18 @@ from typing import Any
 
 from agent import jsonx
 from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT, Write
-from agent.core.cursors import should_apply
+from agent.core.cursors import DUPLICATE, GAP, classify
 from agent.core.messages import decode_changes
+from agent.errors import StreamGap
 from agent.storage import catalog as cat
-from agent.storage import rows, txlog
-from agent.storage.catalog import TableInfo
+from agent.storage import rows, schema, txlog
 from agent.storage.clock import SharedClock
 from agent.storage.writer import Committed, JobContext
+from agent.storage.writes import remember_version
 
 log = logging.getLogger(__name__)
 COPY_STATE = "copy:"
 SYNCED = "synced"
-
-
-def _cursor(ctx: JobContext, origin: str) -> int:
-    row = ctx.conn.execute("SELECT version FROM _cursors WHERE origin = ?", (origin,)).fetchone()
-    return row[0] if row else 0
-
-
-def _ensure_table(ctx: JobContext, database: str, spec: dict) -> TableInfo:
-    info = ctx.catalog.get(spec["name"])
-    if info is not None:
-        return info
-    info = cat.table_from_definition(database, spec, 0.0)
-    cat.persist_table(ctx.conn, info)
-    ctx.catalog.job.created[info.name] = info
-    return info
-
-
-def _table_for(ctx: JobContext, database: str, name: str) -> TableInfo:
-    info = ctx.catalog.get(name)
-    if info is None:  # a write for a table we never heard of: create it rather than lose it
-        log.warning("creating table %s.%s for replicated writes", database, name)
-        info = _ensure_table(ctx, database, {"name": name, "primary_key": "id"})
-    return info
 
 
 def apply_writes(ctx: JobContext, database: str, version: int, origin: str, writes) -> int:
@@ -57,72 +42,73 @@ def apply_writes(ctx: JobContext, database: str, version: int, origin: str, writ
         if w.kind in (PUT, DELETE):
             batch.setdefault(w.table, []).append((w.key, w.value, version, origin))
             continue
-        won += _flush(ctx, database, batch)
-        _schema_write(ctx, database, w)
-    return won + _flush(ctx, database, batch)
+        won += _flush(ctx, database, batch, version)
+        _schema_write(ctx, database, w, version, origin)
+    return won + _flush(ctx, database, batch, version)
 
 
-def _flush(ctx: JobContext, database: str, batch: dict[str, list[tuple]]) -> int:
+def _flush(ctx: JobContext, database: str, batch: dict[str, list[tuple]], version: int) -> int:
     won = 0
     for table, items in batch.items():
         # Attributes arrive as ATTRIBUTE writes in the same transaction (and in Schema for
         # copies), so documents are stored as received, never parsed here.
-        info = _table_for(ctx, database, table)
-        won += rows.apply_lww(ctx.conn, info.name, items)
+        info = schema.table_for_write(ctx, database, table, version)
+        if info is not None:
+            won += rows.apply_lww(ctx.conn, info.name, items)
     batch.clear()
     return won
 
 
-def _schema_write(ctx: JobContext, database: str, w: Write) -> None:
+def _schema_write(ctx: JobContext, database: str, w: Write, version: int, origin: str) -> None:
     if w.kind == CREATE_TABLE:
-        _ensure_table(ctx, database, w.value)
+        if not isinstance(w.value, dict) or not isinstance(w.value.get("name"), str):
+            raise StreamGap(f"malformed table definition for {database}.{w.table}")
+        schema.create(ctx, database, w.value, version, origin)
     elif w.kind == DROP_TABLE:
-        if ctx.catalog.get(w.table) is not None:
-            cat.drop_table_sql(ctx.conn, w.table)
-            ctx.catalog.job.dropped.add(w.table)
+        schema.drop(ctx, w.table, version)
     elif w.kind == ATTRIBUTE:
-        info = _table_for(ctx, database, w.table)
-        if w.key not in info.attributes:
-            value = w.value or {}
+        info = schema.table_for_write(ctx, database, w.table, version)
+        if info is not None and w.key not in info.attributes:
+            value = w.value if isinstance(w.value, dict) else {}
             attr = cat.Attribute(w.key, value.get("type"), bool(value.get("indexed")))
             ctx.catalog.job.attributes.setdefault(info.name, []).append(attr)
             cat.persist_attributes(ctx.conn, info.name, [attr])
 
 
 class RemoteTransaction:
-    """Apply one transaction from a peer, atomically, unless it was applied before."""
+    """Apply one transaction from a peer, atomically, if it is its origin's next one."""
 
     durable = False  # see Writer._sync_for: the peer holds it durably
 
-    def __init__(
-        self,
-        database: str,
-        origin: str,
-        version: int,
-        at: float,
-        records: int,
-        body: bytes,
-        clock: SharedClock,
-    ) -> None:
-        self.database, self.origin, self.version = database, origin, version
-        self.at, self.body, self.clock = at, body, clock
-        self.records = max(records, 1)
-        self.record_count = records
+    def __init__(self, database: str, msg, clock: SharedClock) -> None:
+        self.database, self.msg, self.clock = database, msg, clock
+        self.records = max(msg.records, 1)
 
     def run(self, ctx: JobContext) -> bool:
-        if not should_apply({self.origin: _cursor(ctx, self.origin)}, self.origin, self.version):
+        """Apply and return True; False for a duplicate; raise StreamGap for a gap."""
+        msg = self.msg
+        if msg.origin_id == ctx.origin_id:
+            return False  # our own transactions coming back through a relay
+        cursor = txlog.cursor(ctx.conn, msg.origin_id)[0]
+        decision = classify(cursor, msg.oseq)
+        if decision == DUPLICATE:
             return False
-        writes = decode_changes(self.body)
-        self.clock.observe(self.version)
-        apply_writes(ctx, self.database, self.version, self.origin, writes)
-        txlog.advance_cursor(ctx.conn, self.origin, self.version)
-        seq = txlog.append(
-            ctx.conn, self.version, self.origin, self.at, self.record_count, self.body
-        )
+        if decision == GAP:
+            raise StreamGap(
+                f"transaction {msg.oseq} of origin {msg.origin} ({msg.origin_id}) arrived, "
+                f"but {cursor} is the last applied"
+            )
+        writes = decode_changes(msg.body)
+        self.clock.observe(msg.version)
+        apply_writes(ctx, self.database, msg.version, msg.origin, writes)
+        txlog.set_cursor(ctx.conn, msg.origin_id, msg.oseq, msg.version)
         tables = frozenset(w.table for w in writes)
-        ctx.entries.append(
-            Committed(seq, self.version, self.origin, self.record_count, self.body, tables, self.at)
-        )
+        entry = Committed(
+            0, msg.version, msg.origin, msg.records, msg.body, tables, msg.at,
+            msg.origin_id, msg.oseq,
+        )  # fmt: skip
+        entry.seq = txlog.append(ctx.conn, entry)
+        ctx.entries.append(entry)
         return True
 
 
@@ -139,63 +125,105 @@ class EnsureSchema:
     def run(self, ctx: JobContext) -> list[str]:
         created = []
         for spec in self.tables:
-            if not isinstance(spec, dict) or not spec.get("name"):
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
                 continue
-            if not spec.get("replicate", True):
-                continue
-            if ctx.catalog.get(spec["name"]) is None:
-                _ensure_table(ctx, self.database, spec)
+            if spec.get("replicate", True) and schema.ensure(ctx, self.database, spec):
                 created.append(spec["name"])
         return created
 
 
+def _copied(ctx: JobContext, peer: str) -> int | None:
+    state = load_meta(ctx.conn, COPY_STATE + peer)
+    return int(state.get("copied") or 0) if isinstance(state, dict) else None
+
+
+class CopyBegin:
+    """Start (or continue) receiving a copy: the stored progress must match what is resumed."""
+
+    durable = False
+    records = 1
+
+    def __init__(self, peer: str, state: dict, resumed: int) -> None:
+        self.peer, self.state, self.resumed = peer, state, resumed
+
+    def run(self, ctx: JobContext) -> None:
+        if self.resumed:
+            if _copied(ctx, self.peer) != self.resumed:
+                raise StreamGap(f"resumed copy from {self.peer} does not match stored progress")
+            return
+        save_meta(ctx.conn, COPY_STATE + self.peer, self.state)
+
+
 class SnapshotChunk:
-    """Merge a chunk of a peer's rows and remember how far the copy got (for resume)."""
+    """Merge a chunk of a peer's rows and remember how far the copy got (for resume).
+
+    With a tombstone `horizon`, rows of this node in the chunk's key range that the peer
+    does not have and that are older than the horizon are deleted: the peer forgot their
+    delete's tombstone. This node's own writes the peer has not received are kept.
+    """
 
     durable = False  # see Writer._sync_for: the peer holds it durably
 
-    def __init__(
-        self, database: str, table: str, items: list, peer: str, state: dict, clock: SharedClock
-    ) -> None:
-        self.database, self.table, self.items = database, table, items
-        self.peer, self.state, self.clock = peer, state, clock
-        self.records = max(len(items), 1)
+    def __init__(self, database: str, msg, peer: str, state: dict, clock: SharedClock) -> None:
+        self.database, self.msg, self.peer, self.state, self.clock = (
+            database,
+            msg,
+            peer,
+            state,
+            clock,
+        )
+        self.records = max(len(msg.rows), 1)
+        self.horizon = 0
+        self.keep_mine: tuple[str, int] = ("", 0)  # (my name, newest version the peer has)
 
     def run(self, ctx: JobContext) -> int:
-        info = _table_for(ctx, self.database, self.table)
-        prepared = [(r[0], r[1], r[2], r[3]) for r in self.items]
+        msg = self.msg
+        before = _copied(ctx, self.peer) or 0
+        if before + len(msg.rows) != self.state["copied"]:
+            raise StreamGap(f"copy chunk from {self.peer} does not follow the one applied")
+        info = schema.table_for_copy(ctx, self.database, msg.table)
+        if info is None:  # dropped here: nothing of it is kept
+            save_meta(ctx.conn, COPY_STATE + self.peer, self.state)
+            return 0
+        prepared = [(r[0], r[1], r[2], r[3]) for r in msg.rows]
         top = max((r[2] for r in prepared), default=0)
         if top:
             self.clock.observe(top)
             # rows merged before the copy completes are covered by no cursor yet: remember
             # the highest version so the clock never restarts below it
-            ctx.conn.execute(
-                "INSERT INTO _meta VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE "
-                "SET value = max(value, excluded.value)",
-                (top,),
-            )
+            remember_version(ctx.conn, top)
+        if self.horizon:
+            rows.forget_absent(ctx.conn, info.name, msg, self.horizon, self.keep_mine)
         won = rows.apply_lww(ctx.conn, info.name, prepared)
         save_meta(ctx.conn, COPY_STATE + self.peer, self.state)
         return won
 
 
 class CopyComplete:
-    """Finish a copy: cursors and floors move to the snapshot's frontier, atomically."""
+    """Finish a copy: cursors and floors move to the snapshot's frontier, atomically.
+
+    Only when every chunk arrived: the stored progress must count what the peer sent.
+    """
 
     durable = False  # see Writer._sync_for: the peer holds it durably
 
     records = 1
 
-    def __init__(self, peer: str, frontier: dict[str, int], me: str) -> None:
-        self.peer, self.frontier, self.me = peer, frontier, me
+    def __init__(self, peer: str, msg, versions: dict[str, int]) -> None:
+        self.peer, self.frontier, self.copied = peer, msg.frontier, msg.copied
+        self.versions = versions  # the peer's versions for its cursors (Welcome)
 
     def run(self, ctx: JobContext) -> None:
-        for origin, version in self.frontier.items():
-            # The log has a hole only where the snapshot went past what we had applied; our
-            # own log stays complete for our own writes.
-            if origin != self.me and version > _cursor(ctx, origin):
-                txlog.raise_floor(ctx.conn, origin, version)
-            txlog.advance_cursor(ctx.conn, origin, version)
+        if (_copied(ctx, self.peer) or 0) != self.copied:
+            raise StreamGap(f"copy from {self.peer} ended before every chunk was applied")
+        for origin_id, seq in self.frontier.items():
+            if origin_id == ctx.origin_id:
+                continue  # our own log stays complete for our own writes
+            current = txlog.cursor(ctx.conn, origin_id)[0]
+            if seq > current:
+                # The log has a hole only where the snapshot went past what we had applied.
+                txlog.raise_floor(ctx.conn, origin_id, seq)
+                txlog.set_cursor(ctx.conn, origin_id, seq, self.versions.get(origin_id, 0))
         ctx.conn.execute("DELETE FROM _meta WHERE key = ?", (COPY_STATE + self.peer,))
         save_meta(ctx.conn, SYNCED, self.peer)
 
@@ -209,6 +237,30 @@ def load_meta(conn, key: str) -> Any:
     return jsonx.loads(row[0]) if row else None
 
 
-def sync_state(conn, peer: str) -> tuple[Any, Any, dict[str, int]]:
-    """Return (synced marker, copy state for `peer`, cursors) for planning a subscription."""
-    return load_meta(conn, SYNCED), load_meta(conn, COPY_STATE + peer), txlog.cursors(conn)
+def sync_state(conn, peer: str) -> tuple[Any, Any, dict[str, int], dict[str, int]]:
+    """Return (synced marker, copy state for `peer`, cursors, their versions) for a Subscribe."""
+    return (
+        load_meta(conn, SYNCED),
+        load_meta(conn, COPY_STATE + peer),
+        txlog.cursors(conn),
+        txlog.cursor_versions(conn),
+    )
+
+
+class Reidentify:
+    """Write this database under a fresh origin id from now on (it went back in time)."""
+
+    records = 1
+
+    def __init__(self, database, new_origin: str) -> None:
+        self.database, self.new_origin = database, new_origin
+
+    def run(self, ctx: JobContext) -> str:
+        from agent.storage import identity
+
+        old = ctx.origin_id
+        identity.write(ctx.conn, identity.ORIGIN_ID, self.new_origin)
+        # At once, so that later jobs of this batch already write under the new id: a
+        # sequence of the old one would collide with a write the peers hold.
+        self.database.origin_id = self.new_origin
+        return old

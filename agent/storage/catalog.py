@@ -25,8 +25,11 @@ DDL = """
 CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _tables (
     name TEXT PRIMARY KEY, primary_key TEXT NOT NULL, replicate INTEGER NOT NULL,
-    schema_defined INTEGER NOT NULL, created REAL NOT NULL
+    schema_defined INTEGER NOT NULL, created REAL NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0, origin TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _drops (name TEXT PRIMARY KEY, version INTEGER NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _attributes (
     tbl TEXT NOT NULL, name TEXT NOT NULL, type TEXT, indexed INTEGER NOT NULL,
     PRIMARY KEY (tbl, name)
@@ -71,6 +74,10 @@ class TableInfo:
     schema_defined: bool = False
     created: float = 0.0
     attributes: dict[str, Attribute] = field(default_factory=dict)
+    # The version and origin name of the create_table that made this definition: schema
+    # converges like data (agent/storage/schema.py), so a newer create or drop wins.
+    version: int = 0
+    origin: str = ""
 
     def describe_attributes(self) -> list[dict]:
         """List attributes as describe_table does: primary key first, times last."""
@@ -98,6 +105,8 @@ class TableInfo:
             "primary_key": self.primary_key,
             "replicate": self.replicate,
             "schema_defined": self.schema_defined,
+            "version": self.version,
+            "origin": self.origin,
             "attributes": [
                 {"name": a.name, "type": a.type, "indexed": a.indexed}
                 for a in self.attributes.values()
@@ -115,6 +124,9 @@ def table_from_definition(database: str, spec: dict, created: float) -> TableInf
         schema_defined=bool(spec.get("schema_defined", False)),
         created=created,
     )
+    version, origin = spec.get("version"), spec.get("origin")
+    info.version = version if isinstance(version, int) and not isinstance(version, bool) else 0
+    info.origin = origin if isinstance(origin, str) else ""
     for attr in spec.get("attributes") or ():
         info.attributes[attr["name"]] = Attribute(
             attr["name"], attr.get("type"), bool(attr.get("indexed"))
@@ -147,10 +159,13 @@ class Catalog:
     def load(self, conn: sqlite3.Connection) -> None:
         """Read the catalog from its SQLite tables."""
         self.tables.clear()
-        for name, pk, rep, sd, created in conn.execute(
-            "SELECT name, primary_key, replicate, schema_defined, created FROM _tables"
+        for name, pk, rep, sd, created, version, origin in conn.execute(
+            "SELECT name, primary_key, replicate, schema_defined, created, version, origin "
+            "FROM _tables"
         ):
-            self.tables[name] = TableInfo(self.database, name, pk, bool(rep), bool(sd), created)
+            self.tables[name] = TableInfo(
+                self.database, name, pk, bool(rep), bool(sd), created, {}, version, origin
+            )
         for tbl, name, typ, indexed in conn.execute(
             "SELECT tbl, name, type, indexed FROM _attributes"
         ):
@@ -234,8 +249,16 @@ def persist_table(conn: sqlite3.Connection, info: TableInfo) -> None:
         ") WITHOUT ROWID"
     )
     conn.execute(
-        "INSERT OR REPLACE INTO _tables VALUES (?, ?, ?, ?, ?)",
-        (info.name, info.primary_key, int(info.replicate), int(info.schema_defined), info.created),
+        "INSERT OR REPLACE INTO _tables VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            info.name,
+            info.primary_key,
+            int(info.replicate),
+            int(info.schema_defined),
+            info.created,
+            info.version,
+            info.origin,
+        ),
     )
     persist_attributes(conn, info.name, info.attributes.values())
 
@@ -251,3 +274,18 @@ def drop_table_sql(conn: sqlite3.Connection, name: str) -> None:
     conn.execute(f"DROP TABLE IF EXISTS {row_table(name)}")
     conn.execute("DELETE FROM _tables WHERE name = ?", (name,))
     conn.execute("DELETE FROM _attributes WHERE tbl = ?", (name,))
+
+
+def record_drop(conn: sqlite3.Connection, name: str, version: int) -> None:
+    """Remember that `name` was dropped at `version` (kept: older writes stay discarded)."""
+    conn.execute(
+        "INSERT INTO _drops VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+        "SET version = max(version, excluded.version)",
+        (name, version),
+    )
+
+
+def dropped_at(conn: sqlite3.Connection, name: str) -> int:
+    """Return the version of the newest drop of table `name` (0: never dropped)."""
+    row = conn.execute("SELECT version FROM _drops WHERE name = ?", (name,)).fetchone()
+    return row[0] if row else 0

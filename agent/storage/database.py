@@ -9,14 +9,32 @@ from typing import Any, Callable
 
 from agent.errors import StorageError
 from agent.storage import catalog as cat
-from agent.storage import txlog
+from agent.storage import identity, txlog
 from agent.storage.catalog import Catalog
 from agent.storage.clock import SharedClock
 from agent.storage.readers import ReaderPool
 from agent.storage.sqlite import connect
+from agent.storage.system import SYSTEM
 from agent.storage.writer import Committed, Job, Writer
 
 CommitListener = Callable[[str, list[Committed]], None]
+
+
+def check_format(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file written with version cursors (format 1): its log cannot be streamed."""
+    has_log = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_txlog'"
+    ).fetchone()
+    if not has_log:
+        return
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(_txlog)")}
+    if "oseq" not in columns:
+        conn.close()
+        raise StorageError(
+            f"{path} was written by an older harper-agent (log format 1, without per-origin "
+            f"sequences; this one needs format {txlog.FORMAT}): export its data with the older "
+            "version, or start from an empty root and let replication copy it back"
+        )
 
 
 class Database:
@@ -39,13 +57,22 @@ class Database:
         self._on_commit = on_commit
         self._synchronous = synchronous
         self._writer: Writer | None = None
+        # The id this node writes this file's transactions under (agent/storage/identity.py):
+        # the node id for a new file, a fresh one after this file went back in time.
+        self.origin_id = ""
+        self.node_id = ""
 
-    def open(self) -> None:
+    def open(self, node_id: str = "") -> None:
         """Create or open the file, load the catalog and start the writer thread."""
         conn = connect(self.path, synchronous=self._synchronous)
+        check_format(conn, self.path)
         conn.executescript(
             "BEGIN;" + cat.DDL + txlog.DDL + "COMMIT;"
         )  # one fsync, not one per table
+        if self.name == SYSTEM:  # the node id lives in the system file
+            node_id = identity.node_id(conn)
+        self.node_id = node_id
+        self.origin_id = identity.file_origin(conn, node_id)
         self.catalog.load(conn)
         top = conn.execute(
             "SELECT max(v) FROM (SELECT max(version) AS v FROM _cursors "
@@ -53,7 +80,9 @@ class Database:
         ).fetchone()[0]
         if top:
             self._clock.observe(int(top))
-        self._writer = Writer(conn, self.catalog, self._committed, self.name)
+        self._writer = Writer(
+            conn, self.catalog, self._committed, self.name, lambda: self.origin_id
+        )
 
     def _committed(self, entries: list[Committed]) -> None:
         self._on_commit(self.name, entries)
@@ -70,6 +99,17 @@ class Database:
         if writer is None:
             raise StorageError(f"database '{self.name}' is closed; write refused")
         return await writer.submit_async(job, asyncio.get_running_loop())
+
+    def submit_async(self, job: Job) -> Any:
+        """Queue a write job from the event loop now; return the asyncio future for it.
+
+        Unlike `write`, nothing wraps the future: cancelling whoever awaits it (through
+        `asyncio.shield`) never keeps the writer from running the job.
+        """
+        writer = self._writer
+        if writer is None:
+            raise StorageError(f"database '{self.name}' is closed; write refused")
+        return writer.submit_async(job, asyncio.get_running_loop())
 
     def attach_loop(self, loop, listener) -> None:
         """Run `listener(database, entries)` on `loop` after each commit."""

@@ -92,11 +92,18 @@ def last_updated(conn: sqlite3.Connection, table: str) -> int | None:
     return conn.execute(f"SELECT max(version) FROM {row_table(table)}").fetchone()[0]
 
 
-def prune_tombstones(conn: sqlite3.Connection, table: str, below_version: int) -> int:
-    """Delete tombstones older than `below_version` (after the log's retention)."""
-    return conn.execute(
-        f"DELETE FROM {row_table(table)} WHERE doc IS NULL AND version < ?", (below_version,)
+def prune_tombstones(conn: sqlite3.Connection, table: str, below_version: int) -> tuple[int, int]:
+    """Delete tombstones older than `below_version`; return (how many, newest version)."""
+    name = row_table(table)
+    top = conn.execute(
+        f"SELECT max(version) FROM {name} WHERE doc IS NULL AND version < ?", (below_version,)
+    ).fetchone()[0]
+    if top is None:
+        return 0, 0
+    gone = conn.execute(
+        f"DELETE FROM {name} WHERE doc IS NULL AND version < ?", (below_version,)
     ).rowcount
+    return gone, top
 
 
 def scan(
@@ -112,3 +119,32 @@ def scan(
         "ORDER BY pk LIMIT ?"
     )
     return conn.execute(sql, (after, min_version, limit)).fetchall()
+
+
+def forget_absent(
+    conn: sqlite3.Connection, table: str, chunk, horizon: int, keep_mine: tuple[str, int]
+) -> int:
+    """Delete live rows of a copy chunk's key range that the chunk lacks, older than `horizon`.
+
+    The publisher keeps tombstones only back to its horizon, so a row this node has, the
+    publisher lacks and that is older than the horizon was deleted and the delete forgotten.
+    Rows this node wrote after the newest of its writes the publisher has (`keep_mine`:
+    name, version) are kept: the publisher simply has not received them yet.
+    """
+    name = row_table(table)
+    me, mine_seen = keep_mine
+    where = ["doc IS NOT NULL", "version < ?", "NOT (origin = ? AND version > ?)"]
+    args: list = [horizon, me, mine_seen]
+    if chunk.after is not None:
+        where.append("pk > ?")
+        args.append(chunk.after)
+    if not chunk.done:
+        where.append("pk <= ?")
+        args.append(chunk.last)
+    found = conn.execute(f"SELECT pk FROM {name} WHERE {' AND '.join(where)}", args)
+    present = {row[0] for row in chunk.rows}
+    gone = [row[0] for row in found if row[0] not in present]
+    for part in chunks(gone):
+        marks = ",".join("?" * len(part))
+        conn.execute(f"DELETE FROM {name} WHERE pk IN ({marks})", list(part))
+    return len(gone)

@@ -34,6 +34,7 @@ class Storage:
     ) -> None:
         self.path = Path(path)
         self.origin = origin
+        self.node_id = ""  # kept in the system file (agent/storage/identity.py)
         self.clock = clock or SharedClock()
         self.synchronous = synchronous
         self.readers = ReaderPool(reader_threads)
@@ -65,9 +66,11 @@ class Storage:
     def open(self) -> None:
         """Open every database file and make sure `system` and its tables exist."""
         self.path.mkdir(parents=True, exist_ok=True)
+        system = self._open(SYSTEM)
+        self.node_id = system.node_id
         for file in sorted(self.path.glob(f"*{SUFFIX}")):
-            self._open(file.name[: -len(SUFFIX)])
-        system = self._databases.get(SYSTEM) or self._open(SYSTEM)
+            if file.name[: -len(SUFFIX)] != SYSTEM:
+                self._open(file.name[: -len(SUFFIX)])
         missing = [info for info in system_tables() if system.catalog.get(info.name) is None]
         # queued together, they commit as one batch: one fsync on a first start, none later
         waiting = [system.submit(CreateTable(i, self.clock, self.origin, True)) for i in missing]
@@ -83,7 +86,7 @@ class Storage:
             self._committed,
             self.synchronous,
         )
-        db.open()
+        db.open(self.node_id)
         if self._loop is not None:
             db.attach_loop(self._loop, self._loop_listener)
         self._databases[name] = db
@@ -135,15 +138,19 @@ class Storage:
         for hook in self.on_drop:
             hook(name)
 
-    async def prune(self, retention_seconds: float) -> dict[str, tuple[int, int]]:
+    async def prune(
+        self, retention_seconds: float, tombstone_seconds: float | None = None
+    ) -> dict[str, tuple[int, int]]:
         """Prune every database's log and tombstones past retention; return what went."""
         from agent.storage.writes import Prune
 
-        before = self.clock.now_ms() - retention_seconds * 1000.0
+        now = self.clock.now_ms()
+        before = now - retention_seconds * 1000.0
+        tombs = now - max(retention_seconds, tombstone_seconds or 0.0) * 1000.0
         out = {}
         for name in self.names():
             if self.exists(name):
-                out[name] = await self.get(name).write(Prune(before))
+                out[name] = await self.get(name).write(Prune(before, tombs))
         return out
 
     def close(self) -> None:

@@ -1,14 +1,17 @@
 """The transaction log, per-origin cursors and log floors of one database file.
 
 `_txlog` holds every committed transaction of replicated tables, local or from a peer, in
-commit order (`seq`), with its version, origin and change-set body. It is written in the same
-SQLite transaction as the data, so a crash can never separate them. Sequence numbers are
-never reused (AUTOINCREMENT), so positions publishers hold stay valid after pruning.
+local commit order (`seq`, never reused: AUTOINCREMENT, so positions publishers hold stay
+valid after pruning). Each entry also carries its origin's own gap-free sequence
+(`origin_id`, `oseq`): the origin numbered it 1, 2, 3, ... and every node logs it under that
+same pair, which is what lets any node that holds an origin's transactions serve them, and
+any receiver see a hole. It is written in the same SQLite transaction as the data.
 
-`_cursors` holds, per origin node, the highest version applied from it: everything that origin
-wrote up to that version is reflected here. `_floors` holds, per origin, the version at or
-below which this log is no longer complete (raised by pruning and by snapshot merges), so a
-peer asking to resume from an older cursor gets a snapshot merge instead of a silent gap.
+`_cursors` holds, per origin id, the last sequence applied (and that transaction's version):
+everything the origin wrote up to there is reflected here. This node's own origin id has a
+cursor too: its last local sequence. `_floors` holds, per origin, the sequence at or below
+which this log no longer holds that origin's transactions (pruned, or covered by a snapshot
+merge), so a peer asking to resume from further back gets a merge instead of a silent gap.
 """
 
 from __future__ import annotations
@@ -18,96 +21,127 @@ from typing import Iterator
 
 from agent.storage.writer import Committed
 
+FORMAT = 2  # 2: per-origin sequences; files of format 1 (version cursors) are refused
 DDL = """
 CREATE TABLE IF NOT EXISTS _txlog (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, version INTEGER NOT NULL, origin TEXT NOT NULL,
-    at REAL NOT NULL, records INTEGER NOT NULL, body BLOB NOT NULL
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, origin_id TEXT NOT NULL, oseq INTEGER NOT NULL,
+    version INTEGER NOT NULL, origin TEXT NOT NULL, at REAL NOT NULL,
+    records INTEGER NOT NULL, body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS _txlog_origin ON _txlog (origin, version);
-CREATE TABLE IF NOT EXISTS _cursors (origin TEXT PRIMARY KEY, version INTEGER NOT NULL)
-    WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS _floors (origin TEXT PRIMARY KEY, version INTEGER NOT NULL)
+CREATE UNIQUE INDEX IF NOT EXISTS _txlog_origin ON _txlog (origin_id, oseq);
+CREATE TABLE IF NOT EXISTS _cursors (
+    origin TEXT PRIMARY KEY, seq INTEGER NOT NULL, version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _floors (origin TEXT PRIMARY KEY, seq INTEGER NOT NULL)
     WITHOUT ROWID;
 """
 
 
-def append(
-    conn: sqlite3.Connection, version: int, origin: str, at: float, records: int, body: bytes
-) -> int:
-    """Append one transaction and return its sequence number."""
+def append(conn: sqlite3.Connection, entry: Committed) -> int:
+    """Append one transaction (its `seq` is ignored) and return its log position."""
     cur = conn.execute(
-        "INSERT INTO _txlog (version, origin, at, records, body) VALUES (?, ?, ?, ?, ?)",
-        (version, origin, at, records, body),
+        "INSERT INTO _txlog (origin_id, oseq, version, origin, at, records, body) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry.origin_id,
+            entry.oseq,
+            entry.version,
+            entry.origin,
+            entry.at,
+            entry.records,
+            entry.body,
+        ),
     )
     return cur.lastrowid
 
 
-def advance_cursor(conn: sqlite3.Connection, origin: str, version: int) -> None:
-    """Record that `origin` is applied up to `version` (never moves backwards)."""
+def cursor(conn: sqlite3.Connection, origin_id: str) -> tuple[int, int]:
+    """Return (last sequence applied, its version) for one origin; (0, 0) if none."""
+    row = conn.execute(
+        "SELECT seq, version FROM _cursors WHERE origin = ?", (origin_id,)
+    ).fetchone()
+    return (row[0], row[1]) if row else (0, 0)
+
+
+def set_cursor(conn: sqlite3.Connection, origin_id: str, seq: int, version: int) -> None:
+    """Record that `origin_id` is applied up to `seq` (never moves backwards)."""
     conn.execute(
-        "INSERT INTO _cursors VALUES (?, ?) ON CONFLICT(origin) DO UPDATE "
-        "SET version = max(version, excluded.version)",
-        (origin, version),
+        "INSERT INTO _cursors VALUES (?, ?, ?) ON CONFLICT(origin) DO UPDATE "
+        "SET seq = excluded.seq, version = max(version, excluded.version) "
+        "WHERE excluded.seq > seq",
+        (origin_id, seq, version),
     )
 
 
-def raise_floor(conn: sqlite3.Connection, origin: str, version: int) -> None:
-    """Record that the log no longer holds `origin`'s transactions up to `version`."""
+def raise_floor(conn: sqlite3.Connection, origin_id: str, seq: int) -> None:
+    """Record that the log no longer holds `origin_id`'s transactions up to `seq`."""
     conn.execute(
         "INSERT INTO _floors VALUES (?, ?) ON CONFLICT(origin) DO UPDATE "
-        "SET version = max(version, excluded.version)",
-        (origin, version),
+        "SET seq = max(seq, excluded.seq)",
+        (origin_id, seq),
     )
 
 
 def cursors(conn: sqlite3.Connection) -> dict[str, int]:
-    """Return every origin's applied version."""
+    """Return every origin's last applied sequence."""
+    return dict(conn.execute("SELECT origin, seq FROM _cursors"))
+
+
+def cursor_versions(conn: sqlite3.Connection) -> dict[str, int]:
+    """Return the version of every origin's last applied transaction."""
     return dict(conn.execute("SELECT origin, version FROM _cursors"))
 
 
 def floors(conn: sqlite3.Connection) -> dict[str, int]:
-    return dict(conn.execute("SELECT origin, version FROM _floors"))
+    return dict(conn.execute("SELECT origin, seq FROM _floors"))
 
 
 def head(conn: sqlite3.Connection) -> int:
-    """Return the last sequence number in the log (0 when empty)."""
+    """Return the last log position (0 when empty)."""
     return conn.execute("SELECT coalesce(max(seq), 0) FROM _txlog").fetchone()[0]
 
 
 def start_seq(conn: sqlite3.Connection, sent: dict[str, int], origins) -> int:
-    """Return the seq to stream after: just before the first entry any origin still needs."""
+    """Return the log position to stream after: just before the first entry any origin needs."""
     firsts = [first_seq_after(conn, o, sent.get(o, 0)) for o in origins]
     firsts = [f for f in firsts if f is not None]
     return min(firsts) - 1 if firsts else head(conn)
 
 
-def first_seq_after(conn: sqlite3.Connection, origin: str, version: int) -> int | None:
-    """Return the sequence of `origin`'s first transaction newer than `version`."""
+def first_seq_after(conn: sqlite3.Connection, origin_id: str, oseq: int) -> int | None:
+    """Return the log position of `origin_id`'s first transaction after sequence `oseq`."""
     row = conn.execute(
-        "SELECT min(seq) FROM _txlog WHERE origin = ? AND version > ?", (origin, version)
+        "SELECT seq FROM _txlog WHERE origin_id = ? AND oseq > ? ORDER BY oseq LIMIT 1",
+        (origin_id, oseq),
     ).fetchone()
-    return row[0]
+    return row[0] if row else None
+
+
+_COLUMNS = "seq, version, origin, records, body, at, origin_id, oseq"
+
+
+def _entry(row) -> Committed:
+    seq, version, origin, records, body, at, origin_id, oseq = row
+    return Committed(seq, version, origin, records, bytes(body), frozenset(), at, origin_id, oseq)
 
 
 def read_after(conn: sqlite3.Connection, seq: int, limit: int, max_bytes: int) -> list[Committed]:
-    """Read up to `limit` entries (or about `max_bytes`) after sequence `seq`."""
+    """Read up to `limit` entries (or about `max_bytes`) after log position `seq`."""
     out: list[Committed] = []
     size = 0
     rows = conn.execute(
-        "SELECT seq, version, origin, records, body, at FROM _txlog WHERE seq > ? "
-        "ORDER BY seq LIMIT ?",
-        (seq, limit),
+        f"SELECT {_COLUMNS} FROM _txlog WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
     )
-    for s, version, origin, records, body, at in rows:
-        out.append(Committed(s, version, origin, records, bytes(body), frozenset(), at))
-        size += len(body)
+    for row in rows:
+        out.append(_entry(row))
+        size += len(out[-1].body)
         if size >= max_bytes:
             break
     return out
 
 
 def records_after(conn: sqlite3.Connection, seq: int) -> tuple[int, int]:
-    """Return (transactions, records) in the log after sequence `seq`."""
+    """Return (transactions, records) in the log after position `seq`."""
     row = conn.execute(
         "SELECT count(*), coalesce(sum(records), 0) FROM _txlog WHERE seq > ?", (seq,)
     ).fetchone()
@@ -116,13 +150,15 @@ def records_after(conn: sqlite3.Connection, seq: int) -> tuple[int, int]:
 
 def prune(conn: sqlite3.Connection, before_at: float) -> int:
     """Delete entries committed before `before_at` (epoch ms), raising floors to match."""
-    for origin, top in conn.execute(
-        "SELECT origin, max(version) FROM _txlog WHERE at < ? GROUP BY origin", (before_at,)
+    for origin_id, top in conn.execute(
+        "SELECT origin_id, max(oseq) FROM _txlog WHERE at < ? GROUP BY origin_id", (before_at,)
     ).fetchall():
-        raise_floor(conn, origin, top)
+        raise_floor(conn, origin_id, top)
     return conn.execute("DELETE FROM _txlog WHERE at < ?", (before_at,)).rowcount
 
 
 def iter_all(conn: sqlite3.Connection) -> Iterator[tuple]:
     """Yield every entry in order (for tests and diagnostics)."""
-    yield from conn.execute("SELECT seq, version, origin, records, body FROM _txlog ORDER BY seq")
+    yield from conn.execute(
+        "SELECT seq, version, origin, records, body, origin_id, oseq FROM _txlog ORDER BY seq"
+    )

@@ -36,6 +36,8 @@ class Committed:
     body: bytes
     tables: frozenset[str] = frozenset()
     at: float = 0.0  # local commit time, epoch ms
+    origin_id: str = ""  # the origin's id and its gap-free sequence (agent/core/cursors.py)
+    oseq: int = 0
 
 
 @dataclass
@@ -44,6 +46,7 @@ class JobContext:
 
     conn: sqlite3.Connection
     catalog: CatalogView
+    origin_id: str = ""  # the id this node writes this database's transactions under
     entries: list[Committed] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -86,8 +89,10 @@ class Writer:
         catalog,
         on_commit: Callable[[list[Committed]], None],
         name: str,
+        origin_id: Callable[[], str] = lambda: "",
     ) -> None:
         self._conn = conn
+        self._origin_id = origin_id
         self._catalog = catalog
         self._on_commit = on_commit
         # PRAGMA synchronous reads 2 for FULL, 1 for NORMAL
@@ -195,7 +200,7 @@ class Writer:
         self._finish(outcomes, entries, hooks)
 
     def _run_job(self, job, future, staged: Staged, entries: list, hooks: list, alone: bool):
-        ctx = JobContext(self._conn, CatalogView(self._catalog, staged))
+        ctx = JobContext(self._conn, CatalogView(self._catalog, staged), self._origin_id())
         if not alone:
             self._conn.execute("SAVEPOINT job")
         try:

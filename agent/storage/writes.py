@@ -79,7 +79,6 @@ class LocalTransaction:
         stamp = _Stamp(self.clock.tick(), self.origin, self.clock.now_ms())
         writes: list[Write] = []
         results = [self._apply(ctx, op, stamp, writes) for op in self.ops]
-        txlog.advance_cursor(ctx.conn, self.origin, stamp.version)
         log_entry(ctx, stamp.version, self.origin, stamp.now, _last_per_record(writes))
         return results
 
@@ -204,14 +203,33 @@ def _delete(ctx: JobContext, table: TableInfo, ids: list, stamp: _Stamp, result,
 
 
 def log_entry(ctx: JobContext, version: int, origin: str, at: float, writes: list[Write]) -> None:
-    """Append a transaction to the log (if it touched replicated tables) and report it."""
+    """Append a local transaction to the log under this node's next sequence, and report it.
+
+    The sequence is the origin cursor plus one, read and moved inside this transaction, so
+    local sequences have no holes whatever rolls back. A transaction that touched no
+    replicated table takes no sequence; its version is still kept so that the clock never
+    restarts below it.
+    """
     if not writes:
+        remember_version(ctx.conn, version)
         return
     body = encode_changes(writes)
     records = sum(1 for w in writes if w.kind in (PUT, DELETE))
-    seq = txlog.append(ctx.conn, version, origin, at, records, body)
+    oseq = txlog.cursor(ctx.conn, ctx.origin_id)[0] + 1
     tables = frozenset(w.table for w in writes)
-    ctx.entries.append(Committed(seq, version, origin, records, body, tables, at))
+    entry = Committed(0, version, origin, records, body, tables, at, ctx.origin_id, oseq)
+    entry.seq = txlog.append(ctx.conn, entry)
+    txlog.set_cursor(ctx.conn, ctx.origin_id, oseq, version)
+    ctx.entries.append(entry)
+
+
+def remember_version(conn, version: int) -> None:
+    """Keep the highest version stored outside the cursors (the clock observes it on open)."""
+    conn.execute(
+        "INSERT INTO _meta VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE "
+        "SET value = max(value, excluded.value)",
+        (version,),
+    )
 
 
 class CreateTable:
@@ -229,12 +247,13 @@ class CreateTable:
             raise ClientError(f"Table '{self.info.database}.{self.info.name}' already exists")
         version = self.clock.tick()
         self.info.created = self.clock.now_ms()
+        self.info.version, self.info.origin = version, self.origin
         cat.persist_table(ctx.conn, self.info)
         ctx.catalog.job.created[self.info.name] = self.info
-        if self.info.replicate:
-            txlog.advance_cursor(ctx.conn, self.origin, version)
-            write = Write(self.info.name, CREATE_TABLE, None, self.info.definition())
-            log_entry(ctx, version, self.origin, self.info.created, [write])
+        writes = [Write(self.info.name, CREATE_TABLE, None, self.info.definition())]
+        log_entry(
+            ctx, version, self.origin, self.info.created, writes if self.info.replicate else []
+        )
         return self.info
 
 
@@ -250,11 +269,12 @@ class DropTable:
         info = ctx.catalog.require(self.name)
         cat.drop_table_sql(ctx.conn, info.name)
         ctx.catalog.job.dropped.add(info.name)
-        if self.replicated and info.replicate:
-            version = self.clock.tick()
-            txlog.advance_cursor(ctx.conn, self.origin, version)
-            write = Write(info.name, DROP_TABLE, None, None)
-            log_entry(ctx, version, self.origin, self.clock.now_ms(), [write])
+        version = self.clock.tick()
+        # remembered even when not replicated: a peer's Schema must not bring it back
+        cat.record_drop(ctx.conn, info.name, version)
+        writes = [Write(info.name, DROP_TABLE, None, None)]
+        replicated = self.replicated and info.replicate
+        log_entry(ctx, version, self.origin, self.clock.now_ms(), writes if replicated else [])
 
 
 class CreateAttribute:
@@ -274,29 +294,50 @@ class CreateAttribute:
         ctx.catalog.job.attributes.setdefault(info.name, []).append(self.attr)
         cat.persist_attributes(ctx.conn, info.name, [self.attr])
         if info.replicate:
-            version = self.clock.tick()
-            txlog.advance_cursor(ctx.conn, self.origin, version)
             write = Write(info.name, ATTRIBUTE, self.attr.name, _attr_value(self.attr))
-            log_entry(ctx, version, self.origin, self.clock.now_ms(), [write])
+            log_entry(ctx, self.clock.tick(), self.origin, self.clock.now_ms(), [write])
+
+
+HORIZON = "tombstone_horizon"
 
 
 class Prune:
-    """Drop log entries and tombstones older than the retention window."""
+    """Drop log entries older than the log's retention, tombstones older than theirs.
+
+    Tombstones are kept much longer than the log: a peer back from a long absence catches
+    up by a snapshot merge, and only a tombstone tells the merge that a row was deleted.
+    The newest version of a pruned tombstone (plus one) is kept as the tombstone horizon:
+    a peer behind it may hold rows whose delete is forgotten here, and is re-seeded.
+    """
 
     records = 1
 
-    def __init__(self, before_ms: float) -> None:
+    def __init__(self, before_ms: float, tombstones_before_ms: float | None = None) -> None:
         self.before_ms = before_ms
+        self.tombstones_before_ms = min(before_ms, tombstones_before_ms or before_ms)
 
     def run(self, ctx: JobContext) -> tuple[int, int]:
         from agent.core.clock import version_for_time
 
         entries = txlog.prune(ctx.conn, self.before_ms)
-        below = version_for_time(self.before_ms)
-        tombstones = sum(
-            rows.prune_tombstones(ctx.conn, name, below) for name in ctx.catalog.live.names()
-        )
-        return entries, tombstones
+        below = version_for_time(self.tombstones_before_ms)
+        pruned, top = 0, 0
+        for name in ctx.catalog.live.names():
+            count, newest = rows.prune_tombstones(ctx.conn, name, below)
+            pruned, top = pruned + count, max(top, newest)
+        if top:
+            ctx.conn.execute(
+                f"INSERT INTO _meta VALUES ('{HORIZON}', ?) ON CONFLICT(key) DO UPDATE "
+                "SET value = max(value, excluded.value)",
+                (top + 1,),
+            )
+        return entries, pruned
+
+
+def tombstone_horizon(conn) -> int:
+    """Return the version below which tombstones may have been pruned (0: none pruned)."""
+    row = conn.execute(f"SELECT value FROM _meta WHERE key = '{HORIZON}'").fetchone()
+    return int(row[0]) if row else 0
 
 
 class ForgetRows:
