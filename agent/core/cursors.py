@@ -54,11 +54,17 @@ def offer(origins: frozenset[str], sent: Mapping[str, int], origin: str, oseq: i
     return classify(sent.get(origin, 0), oseq)
 
 
-def rolled_back(own_cursor: int, peer_cursor_for_me: int) -> bool:
-    """Return True when a peer holds more of this node's own transactions than it does.
+def rolled_back(
+    own_cursor: int, own_version_there: int | None, peer_seq: int, peer_version: int
+) -> bool:
+    """Return True when a peer holds transactions of this node's origin that it does not.
 
-    That happens only when this node's data went back in time (a restored backup, a file
-    copied from elsewhere): its next local sequence numbers are already taken by writes the
-    peers hold, so it must write under a new origin id and fetch those writes back.
+    `peer_seq`/`peer_version` are the peer's cursor for our origin; `own_version_there` is
+    the version of our own transaction with that sequence (None if not in our log). The peer
+    is ahead of us, or its transaction at that number is not ours: our data went back in time
+    (a restored backup, a copied file), those sequence numbers are spent on writes the peers
+    hold, so we must write under a new origin id and fetch those writes back.
     """
-    return peer_cursor_for_me > own_cursor
+    if peer_seq > own_cursor:
+        return True
+    return own_version_there is not None and peer_seq > 0 and own_version_there != peer_version

@@ -203,7 +203,14 @@ CopyChunk = _message(
     ("last", _anything),
     ("done", _is_bool),
 )
-CopyEnd = _message("CopyEnd", 7, ("frontier", _is_cursor_map), ("copied", _is_int))
+# `versions`: the version of each frontier cursor's transaction, kept with the cursors.
+CopyEnd = _message(
+    "CopyEnd",
+    7,
+    ("frontier", _is_cursor_map),
+    ("copied", _is_int),
+    ("versions", _is_version_map),
+)
 # One transaction: `seq`/`prev` number the frames of this stream (the publisher's log
 # positions); `origin_id`/`oseq` are the origin's own gap-free sequence, which is what the
 # receiver applies by; `origin` is the origin's name (the conflict rule's tie-break).

@@ -27,6 +27,7 @@ from agent.replication.connection import LinkClosed
 from agent.replication.transport import DialError, dial
 from agent.storage import identity, txlog
 from agent.storage.apply import (
+    ConfirmOwn,
     CopyBegin,
     CopyComplete,
     EnsureSchema,
@@ -54,6 +55,10 @@ class LinkState:
     last_gap: str | None = None
     clock_refusals: int = 0  # transactions refused by the clock guard
     extra: dict = field(default_factory=dict)
+
+
+def _own_state(conn, origin_id: str, seq: int) -> tuple[int, int | None]:
+    return txlog.cursor(conn, origin_id)[0], txlog.entry_version(conn, origin_id, seq)
 
 
 class SubscriberLink:
@@ -174,22 +179,26 @@ class SubscriberLink:
         raise RemoteProtocolError("expected Welcome")
 
     async def _check_rolled_back(self, db, welcome) -> None:
-        """Take a new origin id when the peer holds more of our own writes than we do."""
-        mine = await db.read(txlog.cursor, db.origin_id)
+        """Take a new origin id when the peer holds writes of our origin that we do not."""
         theirs = welcome.cursors.get(db.origin_id, 0)
-        if not rolled_back(mine[0], theirs):
+        if not theirs:
+            return
+        mine, version = await db.read(_own_state, db.origin_id, theirs)
+        if not rolled_back(mine, version, theirs, welcome.versions.get(db.origin_id, 0)):
+            await db.write(ConfirmOwn(theirs))
             return
         fresh = identity.new_id()
         log.warning(
-            "%s: %s holds our transactions up to %d but this file only up to %d (restored "
-            "from a backup?): writing as origin %s from now on and fetching the rest back",
+            "%s: %s holds our transactions up to %d, which this file does not have as we "
+            "wrote them (restored from a backup?): writing as origin %s from now on and "
+            "fetching the peer's copies back",
             self.database,
             welcome.node,
             theirs,
-            mine[0],
             fresh,
         )
-        await db.write(Reidentify(db, fresh))
+        old, moved = await db.write(Reidentify(db, fresh))
+        self.replicator.reidentified(self.database, old, moved)
         raise LinkClosed("this database went back in time; new origin id taken")
 
     async def _subscribe(self) -> None:
@@ -262,7 +271,7 @@ class SubscriberLink:
             job = CopyBegin(self.machine.peer, state, msg.resumed)
             await pending.put((self._submit(job), 0, 0))
         elif kind == "copy_end":
-            job = CopyComplete(self.machine.peer, msg, self._welcome_versions)
+            job = CopyComplete(self.machine.peer, msg)
             await pending.put((self._submit(job), 0, 0))
             await pending.join()
             rep.copy_finished(self)

@@ -45,6 +45,18 @@ def _snapshot_start(conn) -> tuple[dict, dict, int]:
     return txlog.cursors(conn), txlog.floors(conn), tombstone_horizon(conn)
 
 
+def _frontier_versions(conn, frontier: dict) -> dict:
+    """Return the version of each frontier transaction (from the cursors, else the log)."""
+    current = txlog.cursor_versions(conn)
+    heads = txlog.cursors(conn)
+    out = {}
+    for origin, seq in frontier.items():
+        version = current.get(origin) if heads.get(origin) == seq else None
+        version = version if version is not None else txlog.entry_version(conn, origin, seq)
+        out[origin] = version or 0
+    return out
+
+
 def _welcome_state(conn) -> tuple[dict, dict]:
     return txlog.cursors(conn), txlog.cursor_versions(conn)
 
@@ -196,7 +208,8 @@ class PublisherSession:
                 continue
             key = after if name == start_table else None
             copied = await self._copy_table(name, key, min_version, copied)
-        await self.send(m.CopyEnd(frontier, copied))
+        versions = await self.db.read(_frontier_versions, frontier)
+        await self.send(m.CopyEnd(frontier, copied, versions))
         return frontier
 
     async def _copy_table(self, name: str, after, min_version: int, copied: int) -> int:

@@ -141,6 +141,14 @@ class Replicator:
             if link is not None:
                 asyncio.ensure_future(link.stop())
 
+    def reidentified(self, database: str, old: str, moved: int) -> None:
+        """A database took a new origin id: restart what served the old labels from memory."""
+        log.warning("%s: origin %s retired, %d own transactions renumbered", database, old, moved)
+        self.tails.pop(database, None)
+        for session in list(self.publishers):
+            if session.db is not None and session.db.name == database:
+                asyncio.ensure_future(session.conn.close(1012, "origin id changed"))
+
     def _tail(self, database: str) -> LogTail:
         return self.tails[database]
 

@@ -27,7 +27,7 @@ from agent.storage import catalog as cat
 from agent.storage import rows, schema, txlog
 from agent.storage.clock import SharedClock
 from agent.storage.writer import Committed, JobContext
-from agent.storage.writes import remember_version
+from agent.storage.writes import remember_version, tombstone_horizon
 
 log = logging.getLogger(__name__)
 COPY_STATE = "copy:"
@@ -157,9 +157,11 @@ class CopyBegin:
 class SnapshotChunk:
     """Merge a chunk of a peer's rows and remember how far the copy got (for resume).
 
-    With a tombstone `horizon`, rows of this node in the chunk's key range that the peer
-    does not have and that are older than the horizon are deleted: the peer forgot their
-    delete's tombstone. This node's own writes the peer has not received are kept.
+    With a tombstone `horizon` (the peer's), rows of this node in the chunk's key range that
+    the peer does not have and that are older than the horizon are deleted: the peer forgot
+    their delete's tombstone. This node's own writes the peer has not received are kept.
+    The other way round, a row older than this node's own horizon that this node does not
+    have is not taken: this node may have deleted it and forgotten the tombstone.
     """
 
     durable = False  # see Writer._sync_for: the peer holds it durably
@@ -194,6 +196,9 @@ class SnapshotChunk:
             remember_version(ctx.conn, top)
         if self.horizon:
             rows.forget_absent(ctx.conn, info.name, msg, self.horizon, self.keep_mine)
+        own_horizon = tombstone_horizon(ctx.conn)
+        if own_horizon:
+            prepared = rows.without_forgotten(ctx.conn, info.name, prepared, own_horizon)
         won = rows.apply_lww(ctx.conn, info.name, prepared)
         save_meta(ctx.conn, COPY_STATE + self.peer, self.state)
         return won
@@ -209,9 +214,9 @@ class CopyComplete:
 
     records = 1
 
-    def __init__(self, peer: str, msg, versions: dict[str, int]) -> None:
+    def __init__(self, peer: str, msg) -> None:
         self.peer, self.frontier, self.copied = peer, msg.frontier, msg.copied
-        self.versions = versions  # the peer's versions for its cursors (Welcome)
+        self.versions = msg.versions  # the version of each frontier transaction
 
     def run(self, ctx: JobContext) -> None:
         if (_copied(ctx, self.peer) or 0) != self.copied:
@@ -247,20 +252,80 @@ def sync_state(conn, peer: str) -> tuple[Any, Any, dict[str, int], dict[str, int
     )
 
 
+CONFIRMED = "confirmed"  # the last own sequence a peer was seen to hold exactly as we do
+
+
+class ConfirmOwn:
+    """Remember that a peer holds our own transactions up to `seq`, as we wrote them."""
+
+    records = 1
+    durable = False
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+
+    def run(self, ctx: JobContext) -> None:
+        ctx.conn.execute(
+            f"INSERT INTO _meta VALUES ('{CONFIRMED}', ?) ON CONFLICT(key) DO UPDATE "
+            "SET value = max(value, excluded.value)",
+            (self.seq,),
+        )
+
+
 class Reidentify:
-    """Write this database under a fresh origin id from now on (it went back in time)."""
+    """Write this database under a fresh origin id from now on (it went back in time).
+
+    Our own transactions that no peer was seen to hold (after the confirmed sequence) move
+    to the new id, renumbered 1, 2, ...: under the old id their numbers may be taken by the
+    writes the peers hold, which they would have dropped as duplicates. The old id's cursor
+    goes back to the confirmed sequence, so those writes of the peers come back to us.
+    """
 
     records = 1
 
     def __init__(self, database, new_origin: str) -> None:
         self.database, self.new_origin = database, new_origin
 
-    def run(self, ctx: JobContext) -> str:
+    def run(self, ctx: JobContext) -> tuple[str, int]:
         from agent.storage import identity
 
-        old = ctx.origin_id
-        identity.write(ctx.conn, identity.ORIGIN_ID, self.new_origin)
+        old, new = ctx.origin_id, self.new_origin
+        row = ctx.conn.execute(f"SELECT value FROM _meta WHERE key = '{CONFIRMED}'").fetchone()
+        confirmed = int(row[0]) if row else 0
+        moved = ctx.conn.execute(
+            "SELECT seq, version FROM _txlog WHERE origin_id = ? AND oseq > ? ORDER BY oseq",
+            (old, confirmed),
+        ).fetchall()
+        for number, (seq, _version) in enumerate(moved, 1):
+            ctx.conn.execute(
+                "UPDATE _txlog SET origin_id = ?, oseq = ? WHERE seq = ?", (new, number, seq)
+            )
+        if moved:
+            txlog.set_cursor(ctx.conn, new, len(moved), moved[-1][1])
+        back = txlog.entry_version(ctx.conn, old, confirmed) or 0
+        ctx.conn.execute(
+            "UPDATE _cursors SET seq = ?, version = ? WHERE origin = ?", (confirmed, back, old)
+        )
+        ctx.conn.execute(f"DELETE FROM _meta WHERE key = '{CONFIRMED}'")
+        identity.write(ctx.conn, identity.ORIGIN_ID, new)
         # At once, so that later jobs of this batch already write under the new id: a
         # sequence of the old one would collide with a write the peers hold.
-        self.database.origin_id = self.new_origin
-        return old
+        self.database.origin_id = new
+        return old, len(moved)
+
+
+class ForgetCursors:
+    """Forget what was applied from other origins (a node removed from its cluster).
+
+    Rows stay; the next link copies in full and merges by last-write-wins, setting the
+    cursors again from the copy. This file's own origin keeps its cursor: its sequence
+    must continue without reuse.
+    """
+
+    records = 1
+
+    def run(self, ctx: JobContext) -> None:
+        ctx.conn.execute("DELETE FROM _cursors WHERE origin != ?", (ctx.origin_id,))
+        ctx.conn.execute(
+            "DELETE FROM _meta WHERE key = ? OR key LIKE ?", (SYNCED, COPY_STATE + "%")
+        )

@@ -148,3 +148,24 @@ def forget_absent(
         marks = ",".join("?" * len(part))
         conn.execute(f"DELETE FROM {name} WHERE pk IN ({marks})", list(part))
     return len(gone)
+
+
+def without_forgotten(
+    conn: sqlite3.Connection, table: str, items: list[tuple], horizon: int
+) -> list[tuple]:
+    """Drop incoming rows older than this node's tombstone horizon that it does not have.
+
+    Every node received every write older than the horizon long ago, so such a row missing
+    here was deleted here, and its tombstone since pruned: taking it would undo the delete.
+    """
+    old = [item[0] for item in items if item[2] < horizon]
+    if not old:
+        return items
+    present: set = set()
+    name = row_table(table)
+    for part in chunks(old):
+        marks = ",".join("?" * len(part))
+        present.update(
+            row[0] for row in conn.execute(f"SELECT pk FROM {name} WHERE pk IN ({marks})", part)
+        )
+    return [item for item in items if item[2] >= horizon or item[0] in present]

@@ -67,10 +67,17 @@ def set_cursor(conn: sqlite3.Connection, origin_id: str, seq: int, version: int)
     """Record that `origin_id` is applied up to `seq` (never moves backwards)."""
     conn.execute(
         "INSERT INTO _cursors VALUES (?, ?, ?) ON CONFLICT(origin) DO UPDATE "
-        "SET seq = excluded.seq, version = max(version, excluded.version) "
-        "WHERE excluded.seq > seq",
+        "SET seq = excluded.seq, version = excluded.version WHERE excluded.seq > seq",
         (origin_id, seq, version),
     )
+
+
+def entry_version(conn: sqlite3.Connection, origin_id: str, oseq: int) -> int | None:
+    """Return the version of one origin's transaction `oseq`, None when not in the log."""
+    row = conn.execute(
+        "SELECT version FROM _txlog WHERE origin_id = ? AND oseq = ?", (origin_id, oseq)
+    ).fetchone()
+    return row[0] if row else None
 
 
 def raise_floor(conn: sqlite3.Connection, origin_id: str, seq: int) -> None:
