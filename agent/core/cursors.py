@@ -68,3 +68,18 @@ def rolled_back(
     if peer_seq > own_cursor:
         return True
     return own_version_there is not None and peer_seq > 0 and own_version_there != peer_version
+
+
+def scoped(origin_id: str, scope: str | None) -> str:
+    """Return the cursor key of an origin on a table-filtered stream (`scope`: its tables).
+
+    A filtered stream carries only some tables of each transaction, so applying it must not
+    move the origin's own cursor: a later full stream would start past rows it never
+    delivered. It moves a cursor of its own instead, and what it applies is not relayed.
+    """
+    return origin_id if scope is None else f"{origin_id}@{scope}"
+
+
+def scope_of(tables: list[str] | None) -> str | None:
+    """Return the scope of a stream carrying `tables` (None: every table)."""
+    return None if tables is None else ",".join(sorted(set(tables)))

@@ -106,6 +106,10 @@ def _is_str_list(v: Any) -> bool:
     return isinstance(v, list) and all(_is_str(x) for x in v)
 
 
+def _is_opt_str_list(v: Any) -> bool:
+    return v is None or _is_str_list(v)
+
+
 def _anything(v: Any) -> bool:
     return True
 
@@ -159,7 +163,8 @@ Hello = _message(
 )
 # Publisher -> subscriber: who answered, its origin id for the database, every origin it
 # holds with how far (so the subscriber knows what exists, and can tell it went back in
-# time), and (on `system`) the databases it has.
+# time), (on `system`) the databases it has, and the tables this link carries when explicit
+# subscriptions narrow it (None: all), whose transactions then arrive filtered.
 Welcome = _message(
     "Welcome",
     2,
@@ -169,6 +174,7 @@ Welcome = _message(
     ("origin", _is_str),
     ("cursors", _is_cursor_map),
     ("versions", _is_version_map),
+    ("tables", _is_opt_str_list),
 )
 # Subscriber -> publisher: the last sequence applied of every origin (and its version), the
 # origins wanted from this peer, and whether to copy first.

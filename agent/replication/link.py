@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from agent.core import messages as m
 from agent.core.clock import ahead_ms, too_far_ahead
-from agent.core.cursors import rolled_back
+from agent.core.cursors import rolled_back, scope_of
 from agent.core.errors import RemoteProtocolError
 from agent.core.subscription import COPYING, STREAMING, Subscriber
 from agent.errors import StreamGap
@@ -77,6 +77,7 @@ class SubscriberLink:
         self.peer_origin: str | None = None  # the peer's origin id here, kept across sessions
         self.peer_cursors: dict[str, int] = {}  # what the peer held at the last Welcome
         self._welcome_versions: dict[str, int] = {}
+        self.scope: str | None = None  # the tables this link carries, when filtered
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"link-{self.peer.key}-{self.database}")
@@ -155,6 +156,7 @@ class SubscriberLink:
         await self._flush()
         welcome = await self._expect_welcome()
         self.peer_origin, self.peer_cursors = welcome.origin, dict(welcome.cursors)
+        self.scope = scope_of(welcome.tables)
         self._welcome_versions = dict(welcome.versions)
         await self._check_rolled_back(db, welcome)
         await rep.welcomed(self, welcome)
@@ -205,7 +207,12 @@ class SubscriberLink:
         rep = self.replicator
         db = rep.storage.get(self.database)
         while True:
-            synced, copy_state, cursors, versions = await db.read(sync_state, self.machine.peer)
+            synced, copy_state, cursors, versions = await db.read(
+                sync_state, self.machine.peer, self.scope
+            )
+            if self.scope is not None:  # a filtered link never makes the initial copy
+                copy = None
+                break
             copy = await rep.copy_plan(self, synced, copy_state, cursors)
             if copy != "wait":
                 break
@@ -260,7 +267,7 @@ class SubscriberLink:
         kind, msg = event.kind, event.message
         if kind == "txn":
             self._guard_clock(msg)
-            job = RemoteTransaction(self.database, msg, rep.storage.clock)
+            job = RemoteTransaction(self.database, msg, rep.storage.clock, self.scope)
             await pending.put((self._submit(job), msg.seq, msg.records))
         elif kind == "chunk":
             await pending.put((self._submit(self._chunk_job(msg)), 0, len(msg.rows)))
@@ -271,7 +278,7 @@ class SubscriberLink:
             job = CopyBegin(self.machine.peer, state, msg.resumed)
             await pending.put((self._submit(job), 0, 0))
         elif kind == "copy_end":
-            job = CopyComplete(self.machine.peer, msg)
+            job = CopyComplete(self.machine.peer, msg, self.scope)
             await pending.put((self._submit(job), 0, 0))
             await pending.join()
             rep.copy_finished(self)

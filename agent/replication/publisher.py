@@ -154,8 +154,11 @@ class PublisherSession:
             return
         names = self.machine.databases if self.db.name == "system" else []
         cursors, versions = await self.db.read(_welcome_state)
+        tables = sorted(self.tables) if self.tables is not None else None
         await self.send(
-            m.Welcome(self.machine.node, self.db.name, names, self.db.origin_id, cursors, versions)
+            m.Welcome(
+                self.machine.node, self.db.name, names, self.db.origin_id, cursors, versions, tables
+            )
         )
 
     async def _subscribe(self, msg) -> None:

@@ -238,8 +238,19 @@ class Replicator:
         current.authorization = fresh.authorization
         if fresh.row is not None:
             current.row = fresh.row
-            current.subscriptions = fresh.subscriptions
+            if fresh.subscriptions != current.subscriptions:
+                current.subscriptions = fresh.subscriptions
+                self._restart_peer(current)  # both directions now carry other tables
             current.start_version = fresh.start_version or current.start_version
+
+    def _restart_peer(self, peer: Peer) -> None:
+        """Re-dial a peer's links and close its sessions, so new subscriptions take effect."""
+        for database, link in list(peer.links.items()):
+            asyncio.ensure_future(link.stop())
+            del peer.links[database]
+        for session in list(self.publishers):
+            if peer.name and session.machine.peer == peer.name:
+                asyncio.ensure_future(session.conn.close(1012, "subscriptions changed"))
 
     def _ensure_links(self, peer: Peer) -> None:
         for database in self.replicated_databases():
@@ -327,10 +338,15 @@ class Replicator:
         return [p.links[database] for p in self.peers.values() if database in p.links]
 
     def _connected_links(self, database: str) -> list[SubscriberLink]:
+        """Links that can serve origins: connected, and carrying every table (no relay
+        through a filtered link: it would deliver part of each transaction)."""
         return [
             link
             for link in self._links(database)
-            if link.state.connected and link.peer_origin and link.machine is not None
+            if link.state.connected
+            and link.peer_origin
+            and link.machine is not None
+            and link.scope is None
         ]
 
     def direct_origins(self, database: str) -> set[str]:
@@ -363,7 +379,7 @@ class Replicator:
     def origins_for(self, link: SubscriberLink, cursors: dict | None = None) -> set[str]:
         """Return the origin ids to request on `link`: its peer's own, plus any it relays."""
         own = link.peer_origin
-        if not self.config.get("replication.failOver"):
+        if not self.config.get("replication.failOver") or link.scope is not None:
             return {own} if own else set()
         database = link.database
         if cursors is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from agent import jsonx
 from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT, Write
-from agent.core.cursors import DUPLICATE, GAP, classify
+from agent.core.cursors import DUPLICATE, GAP, classify, scoped
 from agent.core.messages import decode_changes
 from agent.errors import StreamGap
 from agent.storage import catalog as cat
@@ -80,8 +80,9 @@ class RemoteTransaction:
 
     durable = False  # see Writer._sync_for: the peer holds it durably
 
-    def __init__(self, database: str, msg, clock: SharedClock) -> None:
+    def __init__(self, database: str, msg, clock: SharedClock, scope: str | None = None) -> None:
         self.database, self.msg, self.clock = database, msg, clock
+        self.scope = scope  # the tables of a filtered stream (its own cursor; not relayed)
         self.records = max(msg.records, 1)
 
     def run(self, ctx: JobContext) -> bool:
@@ -89,7 +90,8 @@ class RemoteTransaction:
         msg = self.msg
         if msg.origin_id == ctx.origin_id:
             return False  # our own transactions coming back through a relay
-        cursor = txlog.cursor(ctx.conn, msg.origin_id)[0]
+        key = scoped(msg.origin_id, self.scope)
+        cursor = txlog.cursor(ctx.conn, key)[0]
         decision = classify(cursor, msg.oseq)
         if decision == DUPLICATE:
             return False
@@ -101,7 +103,9 @@ class RemoteTransaction:
         writes = decode_changes(msg.body)
         self.clock.observe(msg.version)
         apply_writes(ctx, self.database, msg.version, msg.origin, writes)
-        txlog.set_cursor(ctx.conn, msg.origin_id, msg.oseq, msg.version)
+        txlog.set_cursor(ctx.conn, key, msg.oseq, msg.version)
+        if self.scope is not None:
+            return True  # part of a transaction: never logged as the origin's, never relayed
         tables = frozenset(w.table for w in writes)
         entry = Committed(
             0, msg.version, msg.origin, msg.records, msg.body, tables, msg.at,
@@ -214,9 +218,10 @@ class CopyComplete:
 
     records = 1
 
-    def __init__(self, peer: str, msg) -> None:
+    def __init__(self, peer: str, msg, scope: str | None = None) -> None:
         self.peer, self.frontier, self.copied = peer, msg.frontier, msg.copied
         self.versions = msg.versions  # the version of each frontier transaction
+        self.scope = scope  # a filtered link's copy: its own cursors, not a full sync
 
     def run(self, ctx: JobContext) -> None:
         if (_copied(ctx, self.peer) or 0) != self.copied:
@@ -224,13 +229,16 @@ class CopyComplete:
         for origin_id, seq in self.frontier.items():
             if origin_id == ctx.origin_id:
                 continue  # our own log stays complete for our own writes
-            current = txlog.cursor(ctx.conn, origin_id)[0]
+            key = scoped(origin_id, self.scope)
+            current = txlog.cursor(ctx.conn, key)[0]
             if seq > current:
                 # The log has a hole only where the snapshot went past what we had applied.
-                txlog.raise_floor(ctx.conn, origin_id, seq)
-                txlog.set_cursor(ctx.conn, origin_id, seq, self.versions.get(origin_id, 0))
+                if self.scope is None:
+                    txlog.raise_floor(ctx.conn, origin_id, seq)
+                txlog.set_cursor(ctx.conn, key, seq, self.versions.get(origin_id, 0))
         ctx.conn.execute("DELETE FROM _meta WHERE key = ?", (COPY_STATE + self.peer,))
-        save_meta(ctx.conn, SYNCED, self.peer)
+        if self.scope is None:
+            save_meta(ctx.conn, SYNCED, self.peer)
 
 
 def save_meta(conn, key: str, value: Any) -> None:
@@ -242,13 +250,18 @@ def load_meta(conn, key: str) -> Any:
     return jsonx.loads(row[0]) if row else None
 
 
-def sync_state(conn, peer: str) -> tuple[Any, Any, dict[str, int], dict[str, int]]:
-    """Return (synced marker, copy state for `peer`, cursors, their versions) for a Subscribe."""
+def sync_state(
+    conn, peer: str, scope: str | None = None
+) -> tuple[Any, Any, dict[str, int], dict[str, int]]:
+    """Return (synced marker, copy state for `peer`, cursors, their versions) for a Subscribe.
+
+    `scope`: the tables of a filtered link, whose cursors are its own.
+    """
     return (
         load_meta(conn, SYNCED),
         load_meta(conn, COPY_STATE + peer),
-        txlog.cursors(conn),
-        txlog.cursor_versions(conn),
+        txlog.cursors(conn, scope),
+        txlog.cursor_versions(conn, scope),
     )
 
 

@@ -89,14 +89,23 @@ def raise_floor(conn: sqlite3.Connection, origin_id: str, seq: int) -> None:
     )
 
 
-def cursors(conn: sqlite3.Connection) -> dict[str, int]:
-    """Return every origin's last applied sequence."""
-    return dict(conn.execute("SELECT origin, seq FROM _cursors"))
+def cursors(conn: sqlite3.Connection, scope: str | None = None) -> dict[str, int]:
+    """Return every origin's last applied sequence (of a filtered stream's `scope`)."""
+    return _scoped(conn.execute("SELECT origin, seq FROM _cursors"), scope)
 
 
-def cursor_versions(conn: sqlite3.Connection) -> dict[str, int]:
-    """Return the version of every origin's last applied transaction."""
-    return dict(conn.execute("SELECT origin, version FROM _cursors"))
+def cursor_versions(conn: sqlite3.Connection, scope: str | None = None) -> dict[str, int]:
+    """Return the version of every origin's last applied transaction (of `scope`)."""
+    return _scoped(conn.execute("SELECT origin, version FROM _cursors"), scope)
+
+
+def _scoped(rows, scope: str | None) -> dict[str, int]:
+    """Keep the cursors of full streams (scope None), or those of one filtered stream by
+    origin id (agent.core.cursors.scoped names them `origin@tables`)."""
+    if scope is None:
+        return {k: v for k, v in rows if "@" not in k}
+    suffix = "@" + scope
+    return {k[: -len(suffix)]: v for k, v in rows if k.endswith(suffix)}
 
 
 def floors(conn: sqlite3.Connection) -> dict[str, int]:

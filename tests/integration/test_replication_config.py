@@ -202,3 +202,54 @@ def test_credentials_never_reach_rows_responses_or_logs(tmp_path):
     finally:
         a.kill()
         b.kill()
+
+
+def test_a_filtered_stream_never_moves_the_cursor_a_full_one_resumes_from(tmp_path):
+    a = Agent(tmp_path / "a", config=FAST_REPLICATION).start()
+    b = Agent(tmp_path / "b", config=FAST_REPLICATION).start()
+    try:
+        _table(a)
+        _table(a, "cat")
+        _table(b)
+        only_dogs = [{"database": "dev", "table": "dog", "subscribe": True, "publish": False}]
+        b.join(a, subscriptions=only_dogs)
+        for i in range(5):  # each transaction writes both tables; b hears only of dogs
+            a.op(
+                {
+                    "operation": "transaction",
+                    "database": "dev",
+                    "operations": [
+                        {
+                            "operation": "insert",
+                            "database": "dev",
+                            "table": "dog",
+                            "records": [{"id": f"d{i}"}],
+                        },
+                        {
+                            "operation": "insert",
+                            "database": "dev",
+                            "table": "cat",
+                            "records": [{"id": f"c{i}"}],
+                        },
+                    ],
+                }
+            )
+        wait_for(lambda: len(search_ids(b, "dev", "dog", ["d4"])) == 1, 15, what="dogs on b")
+        everything = [{"database": "dev", "subscribe": True, "publish": True}]
+        b.op(
+            {
+                "operation": "update_node",
+                "url": a.ws_url,
+                "authorization": {"username": "admin", "password": a.password},
+                "subscriptions": everything,
+            }
+        )
+        cats = [f"c{i}" for i in range(5)]
+        wait_for(
+            lambda: len(search_ids(b, "dev", "cat", cats)) == 5,
+            20,
+            what="the cats a filtered stream skipped, once b takes the whole database",
+        )
+    finally:
+        a.kill()
+        b.kill()
