@@ -207,3 +207,33 @@ def test_sigstop_then_sigcont_of_a_writer_loses_nothing(tmp_path):
         wait_for(lambda: _agree([a, b]), 15, what="identical rows and versions")
     finally:
         cluster.kill_all()
+
+
+@pytest.mark.skipif(not FAKETIME.exists(), reason="libfaketime (apt package faketime) needed")
+def test_a_node_rebuilt_under_the_same_name_with_a_slow_clock_keeps_its_writes(tmp_path):
+    # its clock 10 s behind: within the guard's tolerance (raised to 15 s here), yet behind
+    # every version b holds for the name "a", which was all an origin was known by
+    tolerant = {"replication": {"maxClockSkew": "15s"}}
+    cluster = Cluster(tmp_path, 2, config=tolerant).start()
+    try:
+        a, b = cluster
+        _table(a)
+        cluster.join()
+        _insert(a, [f"old{i}" for i in range(10)])
+        wait_for(lambda: len(_ids(b)) == 10, 15, what="a's first writes on b")
+        a.kill()
+        shutil.rmtree(a.root / "database")  # the same name and address, a new node
+        a.extra_env = {
+            "LD_PRELOAD": str(FAKETIME),
+            "FAKETIME": "-10s",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+        a.start()
+        a.join(b)
+        wait_for(lambda: len(_ids(a)) == 10, 20, what="the rebuilt node copying b")
+        _insert(a, [f"new{i}" for i in range(10)])
+        want = {f"{p}{i}" for p in ("old", "new") for i in range(10)}
+        wait_for(lambda: _ids(b) == want, 20, what="the rebuilt node's writes on b")
+        wait_for(lambda: _agree([a, b]), 15, what="identical rows and versions")
+    finally:
+        cluster.kill_all()
