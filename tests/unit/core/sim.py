@@ -10,21 +10,29 @@ Everything runs on one thread in virtual time (integer milliseconds) from one se
     SimNode      one node's shell around the real `Subscriber` / `Publisher` machines: relay
                  assignment, the initial copy, streaming the log inside the window, Progress
     SimStore     one node's database file with the real storage semantics: rows with
-                 last-write-wins, the log, cursors, floors and copy progress; it survives a
-                 crash the way SQLite does
+                 last-write-wins, the log with each origin's gap-free sequence, cursors and
+                 floors over those sequences, copy progress; it applies a transaction only
+                 as its origin's next one, a copy chunk only after the one before, and
+                 survives a crash the way SQLite does
     Link         one connection: a subscriber node dialled a publisher node
 
 What is modelled: every frame goes through `messages.serialize` / `parse`; a lost frame
 breaks its connection (TCP does not lose one frame silently) and the subscriber re-dials
 after a backoff; a partition holds frames (as TCP would) until the pair heals or a side's
 `tick()` declares the link dead; a crash loses in-flight frames and every machine, keeps the
-store, and restarts with a clock that observes the highest stored cursor.
+store, and restarts with a clock that observes the highest stored cursor version. A
+"vanished" Txn is one the subscriber's machine accepts (the frame chain is intact) but whose
+apply never happens, as when a shell loses a queued apply: only the origin's own sequence
+reveals that hole, so the store refuses that origin's next transaction as a gap and the link
+subscribes again from its cursors, as the real shell does.
+
+Origin ids are the node names here (the real ones are random ids per database file).
 
 What is not: teardown is symmetric (both ends learn of it at once, no half-open sockets);
-only Txn frames are duplicated or reordered, because only they carry sequence numbers (every
-other frame relies on the transport's ordering); applies are instantaneous, so the
+only Txn frames are duplicated, reordered or vanish, because only they carry sequence numbers
+(every other frame relies on the transport's ordering); applies are instantaneous, so the
 publisher's window only closes on frames in flight; schema writes, `start_time`, tombstone
-pruning and more than one database are left out.
+pruning, roll-back detection and more than one database are left out.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from agent.core import messages as m
 from agent.core.changes import DATA_KINDS, DELETE, PUT, Write, record_count
 from agent.core.clock import HybridClock
 from agent.core.conflict import supersedes
-from agent.core.cursors import after_snapshot, served_from_log, should_apply
+from agent.core.cursors import APPLY, DUPLICATE, GAP, after_snapshot, classify, served_from_log
 from agent.core.errors import RemoteProtocolError
 from agent.core.relay import assign_origins
 from agent.core.subscription import STREAMING, Publisher, Subscriber, Timing
@@ -76,9 +84,11 @@ def delete(table: str, key: Any) -> Write:
 
 @dataclass(frozen=True)
 class Entry:
-    seq: int
+    seq: int  # position in this node's log
     version: int
-    origin: str
+    origin: str  # the origin's name (the conflict rule's tie-break)
+    origin_id: str  # the origin's id and its gap-free sequence, as every node logs it
+    oseq: int
     at: float
     records: int
     body: bytes
@@ -88,10 +98,10 @@ class Entry:
 class CopyProgress:
     """A copy being received from one peer, stored with the rows so it can resume."""
 
-    frontier: dict[str, int]
+    frontier: dict[str, int]  # per origin id: the sequence the snapshot reflects
     table: str | None = None
     after: Any = None
-    copied: int = 0
+    copied: int = 0  # rows applied so far: every chunk must continue from here
 
     def request(self) -> dict:
         return {
@@ -106,12 +116,17 @@ class CopyProgress:
 class SimStore:
     """One node's database file; everything here survives a crash."""
 
+    # Sim-only switch for checking the tests themselves: apply a transaction past a hole as
+    # the version cursors of protocol 1 did, so a test can show it catches the lost write.
+    accept_gaps = False
+
     def __init__(self, name: str) -> None:
-        self.name = name
+        self.name = name  # also this file's origin id
         self.rows: dict[str, dict[Any, Row]] = {}
         self.log: list[Entry] = []
-        self.cursors: dict[str, int] = {}
-        self.floors: dict[str, int] = {}
+        self.cursors: dict[str, int] = {}  # per origin id: the last sequence applied
+        self.versions: dict[str, int] = {}  # per origin id: that transaction's version
+        self.floors: dict[str, int] = {}  # per origin id: the log lacks sequences up to here
         self.synced = False
         self.copies: dict[str, CopyProgress] = {}  # by peer, as the real _meta "copy:<peer>"
         # Rows merged from an unfinished or resumed copy pass may be newer than the cursors
@@ -139,60 +154,103 @@ class SimStore:
         return bool(self.copies) or any(self.cursors.get(o, 0) < v for o, v in self.settle.items())
 
     def commit_local(self, version: int, at: float, writes: list[Write]) -> Entry:
-        """Commit a local transaction: newest by construction, so it overwrites (put_local)."""
+        """Commit a local transaction under this file's next sequence (writes.log_entry);
+        newest by construction, so it overwrites (put_local)."""
         for w in writes:
             self.rows.setdefault(w.table, {})[w.key] = (w.value, version, self.name)
-        self.cursors[self.name] = version
-        return self._append(version, self.name, at, record_count(writes), m.encode_changes(writes))
+        oseq = self.cursors.get(self.name, 0) + 1
+        self._set_cursor(self.name, oseq, version)
+        body = m.encode_changes(writes)
+        return self._append(version, self.name, self.name, oseq, at, record_count(writes), body)
 
-    def apply_txn(
-        self, origin: str, version: int, at: float, records: int, body: bytes, source: str
-    ) -> bool:
-        """Apply a peer's transaction unless it was applied before; log it for relaying."""
-        if not should_apply(self.cursors, origin, version):
-            return False
-        for w in m.decode_changes(body):
+    def apply_txn(self, msg: m.Txn, source: str) -> str:
+        """Apply a peer's transaction only as its origin's next one (apply.RemoteTransaction).
+
+        Return APPLY, DUPLICATE (applied before, or our own coming back) or GAP (refused:
+        something before it never arrived; nothing is applied). It is logged again under
+        its origin's id and sequence so this node can relay it.
+        """
+        if msg.origin_id == self.name:
+            return DUPLICATE
+        decision = classify(self.cursors.get(msg.origin_id, 0), msg.oseq)
+        if decision == GAP and self.accept_gaps:
+            decision = APPLY
+        if decision != APPLY:
+            return decision
+        for w in m.decode_changes(msg.body):
             if w.kind in DATA_KINDS:
-                self._lww(w.table, w.key, w.value, version, origin)
-        self.cursors[origin] = version
-        self._append(version, origin, at, records, body)
-        self.applies[(origin, version)] += 1
-        self.sources[(origin, version)] = source
+                self._lww(w.table, w.key, w.value, msg.version, msg.origin)
+        self._set_cursor(msg.origin_id, msg.oseq, msg.version)
+        self._append(
+            msg.version, msg.origin, msg.origin_id, msg.oseq, msg.at, msg.records, msg.body
+        )
+        self.applies[(msg.origin, msg.version)] += 1
+        self.sources[(msg.origin, msg.version)] = source
+        return APPLY
+
+    def start_copy(self, peer: str, msg: m.CopyStart) -> bool:
+        """Begin (or continue) a copy; False when a resume does not match stored progress."""
+        if msg.resumed:
+            progress = self.copies.get(peer)
+            # continuing: keep the frontier stored when the copy began
+            return progress is not None and progress.copied == msg.resumed
+        self.copies[peer] = CopyProgress(dict(msg.frontier))
         return True
 
-    def start_copy(self, peer: str, frontier: dict[str, int], reason: str) -> None:
-        if reason == "resume" and peer in self.copies:
-            return  # continuing: keep the frontier stored when the copy began
-        self.copies[peer] = CopyProgress(dict(frontier))
+    def copy_chunk(self, peer: str, msg: m.CopyChunk, copied: int, snapshot: dict) -> int | None:
+        """Merge a chunk by last-write-wins and record how far the copy got.
 
-    def copy_chunk(self, peer: str, table: str, rows: list, last: Any, snapshot: dict) -> int:
-        """Merge a chunk by last-write-wins and record how far the copy got."""
+        Return the highest version merged, or None (nothing applied) when the chunk does not
+        continue the stored progress: `copied` counts the rows up to and including it.
+        """
+        progress = self.copies.get(peer)
+        if progress is None or progress.copied + len(msg.rows) != copied:
+            return None
         top = 0
-        for pk, doc, version, origin in rows:
-            self._lww(table, pk, doc, version, origin)
+        for pk, doc, version, origin in msg.rows:
+            self._lww(msg.table, pk, doc, version, origin)
             top = max(top, version)
         self.hlc = max(self.hlc, top)
-        progress = self.copies[peer]
-        progress.table, progress.after = table, last
-        progress.copied += len(rows)
+        progress.table = msg.table
+        progress.after = msg.last if msg.last is not None else msg.after
+        progress.copied = copied
         self.settle = after_snapshot(self.settle, snapshot)
         return top
 
-    def finish_copy(self, peer: str) -> dict[str, int]:
-        """Move cursors to the STORED frontier and raise floors where the log has a hole."""
+    def finish_copy(self, peer: str, msg: m.CopyEnd) -> dict[str, int] | None:
+        """Move cursors to the STORED frontier and raise floors where the log has a hole.
+
+        None (nothing changes) unless every chunk the publisher sent was applied.
+        """
+        progress = self.copies.get(peer)
+        if progress is None or progress.copied != msg.copied:
+            return None
         frontier = self.copies.pop(peer).frontier
-        for origin, version in frontier.items():
-            if version > self.cursors.get(origin, 0):
-                self.floors[origin] = max(self.floors.get(origin, 0), version)
-        self.cursors = after_snapshot(self.cursors, frontier)
+        for origin, seq in frontier.items():
+            if origin == self.name:
+                continue  # our own log stays complete for our own writes
+            if seq > self.cursors.get(origin, 0):
+                self.floors[origin] = max(self.floors.get(origin, 0), seq)
+                self._set_cursor(origin, seq, msg.versions.get(origin, 0))
         self.synced = True
         return frontier
+
+    def frontier_versions(self, frontier: dict[str, int]) -> dict[str, int]:
+        """The version of each frontier transaction: the cursor's, else the log's, else 0."""
+        out = {}
+        for origin, seq in frontier.items():
+            if self.cursors.get(origin) == seq:
+                out[origin] = self.versions.get(origin, 0)
+                continue
+            found = [e.version for e in self.log if (e.origin_id, e.oseq) == (origin, seq)]
+            out[origin] = found[0] if found else 0
+        return out
 
     def prune(self, before_at: float) -> int:
         """Drop log entries committed before `before_at`, raising floors (txlog.prune)."""
         gone = [e for e in self.log if e.at < before_at]
         for e in gone:
-            self.floors[e.origin] = max(self.floors.get(e.origin, 0), e.version)
+            self.floors[e.origin_id] = max(self.floors.get(e.origin_id, 0), e.oseq)
         self.log = [e for e in self.log if e.at >= before_at]
         return len(gone)
 
@@ -212,15 +270,28 @@ class SimStore:
         rows = {t: dict(r) for t, r in self.rows.items() if r}
         return rows, dict(self.cursors)
 
+    def _set_cursor(self, origin: str, seq: int, version: int) -> None:
+        if seq > self.cursors.get(origin, 0):  # never back (txlog.set_cursor)
+            self.cursors[origin], self.versions[origin] = seq, version
+
     def _lww(self, table: str, key: Any, doc: Any, version: int, origin: str) -> None:
         rows = self.rows.setdefault(table, {})
         current = rows.get(key)
         if current is None or supersedes(version, origin, current[1], current[2]):
             rows[key] = (doc, version, origin)
 
-    def _append(self, version: int, origin: str, at: float, records: int, body: bytes) -> Entry:
+    def _append(
+        self,
+        version: int,
+        origin: str,
+        origin_id: str,
+        oseq: int,
+        at: float,
+        records: int,
+        body: bytes,
+    ) -> Entry:
         self._seq += 1
-        entry = Entry(self._seq, version, origin, at, records, body)
+        entry = Entry(self._seq, version, origin, origin_id, oseq, at, records, body)
         self.log.append(entry)
         return entry
 
@@ -233,7 +304,8 @@ class Frame:
     at: int
     data: bytes
     txn: bool
-    lost: bool = False
+    lost: bool = False  # breaks the connection when it is due
+    vanish: bool = False  # a Txn the machine accepts but whose apply never happens
 
 
 class CopyRun:
@@ -258,13 +330,16 @@ class CopyRun:
         self.chunk_rows = chunk_rows
         self.started = False
         self._i = 0
+        # where each table's next chunk starts (its key range is (after, last])
+        self._after = {resume["table"]: resume["after"]} if resume else {}
 
     @property
     def finished(self) -> bool:
         return self._i >= len(self.rows)
 
     def next_chunk(self) -> m.CopyChunk | None:
-        """Return the next chunk: up to chunk_rows rows, all of one table."""
+        """Return the next chunk: up to chunk_rows rows, all of one table; the table's last
+        chunk says `done`, closing its key range."""
         if self.finished:
             return None
         table = self.rows[self._i][0]
@@ -275,7 +350,10 @@ class CopyRun:
                 break
             chunk.append(list(row[1:]))
             self._i += 1
-        return m.CopyChunk(table, chunk, chunk[-1][0])
+        done = self.finished or self.rows[self._i][0] != table
+        after, last = self._after.get(table), chunk[-1][0]
+        self._after[table] = last
+        return m.CopyChunk(table, chunk, after, last, done)
 
 
 class Link:
@@ -315,6 +393,7 @@ class Faults:
     drop: float = 0.0
     duplicate: float = 0.0  # Txn frames only
     reorder: float = 0.0  # Txn frames only: swap with the previous queued Txn
+    vanish: float = 0.0  # Txn frames only: accepted by the machine, never applied
     active: bool = True
 
 
@@ -329,6 +408,9 @@ class SimNetwork:
         self.cut: set[frozenset[str]] = set()
         self.inflight = 0
         self.injected: Counter = Counter()
+        # a test's own choice of Txn frames to vanish, whatever the dice say (even with
+        # faults inactive): called with the link and the message as it is sent
+        self.vanishing: Callable[[Link, m.Txn], bool] | None = None
 
     def reachable(self, a: str, b: str) -> bool:
         return frozenset((a, b)) not in self.cut
@@ -338,6 +420,9 @@ class SimNetwork:
         queue = link.queues[direction]
         at = max(self.sim.time + self.rng.randint(*self.faults.delay_ms), self._tail(queue))
         frame = Frame(at, data, isinstance(msg, m.Txn))
+        if frame.txn and self.vanishing is not None and self.vanishing(link, msg):
+            self.injected["vanish"] += 1
+            frame.vanish = True
         copies = [frame]
         if self.faults.active:
             copies = self._faults(link, queue, frame)
@@ -352,6 +437,9 @@ class SimNetwork:
             self.injected["drop"] += 1
             frame.lost = True
             return [frame]
+        if frame.txn and not frame.vanish and rng.random() < faults.vanish:
+            self.injected["vanish"] += 1
+            frame.vanish = True
         if frame.txn and queue and queue[-1].txn and rng.random() < faults.reorder:
             self.injected["reorder"] += 1
             link.reordered = True
@@ -420,10 +508,10 @@ class SimNode:
 
     def restart(self) -> None:
         self.up = True
-        # On open the storage clock observes the highest stored cursor and the highest version
-        # merged from a copy (storage/DESIGN.md), so a local write after a crash mid-copy
-        # still stamps past the copied rows.
-        self.clock = HybridClock(max([*self.store.cursors.values(), self.store.hlc], default=0))
+        # On open the storage clock observes the highest stored cursor version and the
+        # highest version merged from a copy (storage/DESIGN.md), so a local write after a
+        # crash mid-copy still stamps past the copied rows.
+        self.clock = HybridClock(max([*self.store.versions.values(), self.store.hlc], default=0))
         for peer in sorted(self.known - {self.name}):
             self.sim.dial(self, peer)
 
@@ -519,13 +607,21 @@ class SimNode:
         link.origins = frozenset(origins)
         link.awaiting, link.dirty = True, False
         link.copying = copy is not None
-        link.subscriber.subscribe(dict(self.store.cursors), sorted(origins), copy)
+        store = self.store
+        link.subscriber.subscribe(
+            dict(store.cursors), sorted(origins), copy, 0, dict(store.versions)
+        )
 
-    def at_subscriber(self, link: Link, msg: m.Message) -> None:
+    def at_subscriber(self, link: Link, msg: m.Message, vanish: bool = False) -> None:
         now = self.now()
         for event in link.subscriber.receive(msg, now):
             if not link.open:
                 return
+            if vanish and event.kind == "txn":
+                # the apply is lost between the machine and storage; the link carries on
+                self.sim.emit("vanished", node=self.name, peer=link.pub, txn=event.message)
+                link.subscriber.applied(msg.seq, msg.records, now)
+                continue
             handler = getattr(self, f"_sub_{event.kind}", None)
             if handler is not None:
                 handler(link, event.message, now)
@@ -544,18 +640,29 @@ class SimNode:
 
     def _sub_copy_start(self, link: Link, msg: m.Message, now: float) -> None:
         link.copying = True
-        self.store.start_copy(link.pub, msg.frontier, msg.reason)
+        if not self.store.start_copy(link.pub, msg):
+            self.sim.reset(link, f"gap: resumed copy from {link.pub} does not match progress")
 
     def _sub_chunk(self, link: Link, msg: m.Message, now: float) -> None:
+        # As the real link: the machine's copy_done counts every row up to this chunk.
+        stats = link.subscriber.stats
+        copied = stats.copy_done + len(msg.rows)
+        stats.copy_done = copied
         # pass_snapshot is sim-only knowledge: the instant the publisher read these rows.
-        top = self.store.copy_chunk(link.pub, msg.table, msg.rows, msg.last, link.pass_snapshot)
+        top = self.store.copy_chunk(link.pub, msg, copied, link.pass_snapshot)
+        if top is None:
+            self.sim.reset(link, f"gap: copy chunk from {link.pub} does not follow")
+            return
         self.clock.observe(top)
         link.subscriber.applied(0, len(msg.rows), now)
         self.sim.emit("chunk", node=self.name, peer=link.pub, table=msg.table, rows=len(msg.rows))
 
     def _sub_copy_end(self, link: Link, msg: m.Message, now: float) -> None:
-        stored = self.store.finish_copy(link.pub)
-        for version in stored.values():
+        stored = self.store.finish_copy(link.pub, msg)
+        if stored is None:
+            self.sim.reset(link, f"gap: copy from {link.pub} ended before every chunk applied")
+            return
+        for version in msg.versions.values():
             self.clock.observe(version)
         link.copying = False
         info = {"stored": stored, "message": msg.frontier, "cursors": dict(self.store.cursors)}
@@ -564,8 +671,15 @@ class SimNode:
         self.reassign()
 
     def _sub_txn(self, link: Link, msg: m.Message, now: float) -> None:
-        store = self.store
-        if store.apply_txn(msg.origin, msg.version, msg.at, msg.records, msg.body, link.pub):
+        decision = self.store.apply_txn(msg, link.pub)
+        if decision == GAP:
+            # The real shell: the writer refuses the job (StreamGap), the session ends and
+            # the next one subscribes again from the cursors; nothing is acknowledged.
+            cursor = self.store.cursors.get(msg.origin_id, 0)
+            why = f"gap: {msg.origin_id} {msg.oseq} arrived after {cursor} on {link!r}"
+            self.sim.reset(link, why)
+            return
+        if decision == APPLY:
             self.clock.observe(msg.version)
             self.pump_all()
         link.subscriber.applied(msg.seq, msg.records, now)
@@ -580,7 +694,17 @@ class SimNode:
             if not link.open:
                 return
             if event.kind == "hello":
-                link.publisher.outbox.append(m.Welcome(self.name, DATABASE, [DATABASE]))
+                store = self.store
+                welcome = m.Welcome(
+                    self.name,
+                    DATABASE,
+                    [DATABASE],
+                    self.name,
+                    dict(store.cursors),
+                    dict(store.versions),
+                    None,
+                )
+                link.publisher.outbox.append(welcome)
             elif event.kind == "subscribe":
                 self._plan(link, event.message)
             elif event.kind == "ack":
@@ -609,7 +733,7 @@ class SimNode:
         if not isinstance(frontier, dict):
             return False
         cursors = self.store.cursors
-        if any(cursors.get(o, 0) < v for o, v in frontier.items()):
+        if any(not isinstance(v, int) or cursors.get(o, 0) < v for o, v in frontier.items()):
             return False
         return served_from_log(
             after_snapshot(msg.cursors, frontier), msg.origins, self.store.floors
@@ -629,26 +753,32 @@ class SimNode:
             return
         if not served_from_log(pub.plan.sent, pub.plan.origins, self.store.floors):
             # Pruned or merged past what this stream has sent: continuing would leave a
-            # silent gap in an origin's order; the subscriber re-subscribes and merges.
+            # hole in an origin's sequence; the subscriber re-subscribes and merges.
             self.sim.reset(link, "publisher: log no longer reaches the stream")
             return
         for entry in self.store.entries_after(link.pos):
             if not pub.window_open():
                 break
             link.pos = entry.seq
-            if pub.wants(entry.origin, entry.version):
+            decision = pub.offer(entry.origin_id, entry.oseq)
+            if decision == GAP:
+                # never send past a hole: the next Subscribe is planned as a merge
+                self.sim.reset(link, f"publisher: log lacks {entry.origin_id} before {entry.oseq}")
+                return
+            if decision == APPLY:
                 pub.outbox.append(self._txn(pub, entry))
         self._progress(link)
 
     @staticmethod
     def _txn(pub: Publisher, e: Entry) -> m.Txn:
-        return pub.txn(e.seq, e.origin, e.version, e.records, e.at, e.body)
+        return pub.txn(e.seq, e.origin, e.origin_id, e.oseq, e.version, e.records, e.at, e.body)
 
     def _copy(self, link: Link) -> bool:
         """Send copy frames inside the window; return True once CopyEnd is sent."""
         run, pub = link.run, link.publisher
         if not run.started:
-            pub.outbox.append(m.CopyStart(run.frontier, run.total, run.reason, run.resumed))
+            start = m.CopyStart(run.frontier, run.total, run.reason, run.resumed, 0)
+            pub.outbox.append(start)
             run.started = True
         while pub.window_open() and not run.finished:
             chunk = run.next_chunk()
@@ -656,17 +786,24 @@ class SimNode:
             pub.chunk_sent(len(chunk.rows))
         if not run.finished:
             return False
-        pub.outbox.append(m.CopyEnd(run.frontier, run.total))
-        for origin, version in run.frontier.items():
-            if version > pub.plan.sent.get(origin, 0):
-                pub.plan.sent[origin] = version
+        versions = self.store.frontier_versions(run.frontier)
+        pub.outbox.append(m.CopyEnd(run.frontier, run.total, versions))
+        for origin, seq in run.frontier.items():
+            if seq > pub.plan.sent.get(origin, 0):
+                pub.plan.sent[origin] = seq
         link.run = None
         return True
 
     def backlog(self, link: Link) -> tuple[int, int, float | None]:
         """Return (entries, records, oldest commit time) this link still has to send."""
-        pub = link.publisher
-        wanted = [e for e in self.store.entries_after(link.pos) if pub.wants(e.origin, e.version)]
+        plan = link.publisher.plan
+        if plan is None:
+            return 0, 0, None
+        wanted = [
+            e
+            for e in self.store.entries_after(link.pos)
+            if e.origin_id in plan.origins and e.oseq > plan.sent.get(e.origin_id, 0)
+        ]
         oldest = wanted[0].at if wanted else None
         return len(wanted), sum(e.records for e in wanted), oldest
 
@@ -800,7 +937,7 @@ class Sim:
         link = Link(self._links, node.name, peer, self.timing, self.window)
         node.out[peer] = link
         target.inbound[node.name] = link
-        link.subscriber.start(node.now())
+        link.subscriber.start(node.now(), None, node.name)
         node.flush()
 
     def _redial(self, node: SimNode, peer: str) -> None:
@@ -841,7 +978,7 @@ class Sim:
             if direction == UP:
                 node.at_publisher(link, msg)
             else:
-                node.at_subscriber(link, msg)
+                node.at_subscriber(link, msg, frame.vanish)
         except RemoteProtocolError as exc:
             self.reset(link, f"protocol error: {exc}")
         node.flush()
@@ -981,11 +1118,12 @@ class Sim:
 
     def expected(self) -> tuple[dict, dict]:
         """The oracle: every committed write folded by the conflict rule, and each origin's
-        latest version; a quiet, healed cluster must hold exactly this everywhere."""
+        sequence (how many transactions it committed); a quiet, healed cluster must hold
+        exactly this everywhere."""
         rows: dict[str, dict] = {}
         cursors: dict[str, int] = {}
         for version, origin, writes in self.committed:
-            cursors[origin] = max(cursors.get(origin, 0), version)
+            cursors[origin] = cursors.get(origin, 0) + 1
             for w in writes:
                 table = rows.setdefault(w.table, {})
                 current = table.get(w.key)

@@ -9,8 +9,12 @@ from hypothesis import strategies as st
 from agent.core.clock import (
     COUNTER_BITS,
     COUNTER_MAX,
+    MAX_VERSION,
     HybridClock,
+    ahead_ms,
     make_version,
+    too_far_ahead,
+    valid_version,
     version_counter,
     version_for_time,
     version_ms,
@@ -47,6 +51,37 @@ def test_make_version_refuses_a_counter_out_of_range(counter):
 def test_version_for_time_is_the_first_version_of_that_millisecond():
     assert version_for_time(1234.9) == make_version(1234, 0)
     assert version_for_time(1234.9) == 1234 << COUNTER_BITS
+
+
+def test_max_version_is_the_largest_sqlite_integer():
+    assert MAX_VERSION == 2**63 - 1
+
+
+@pytest.mark.parametrize("version", [0, 1, make_version(1_700_000_000_000, 5), MAX_VERSION])
+def test_valid_versions_are_integers_sqlite_can_store(version):
+    assert valid_version(version)
+
+
+@pytest.mark.parametrize("version", [-1, MAX_VERSION + 1, 2**64, True, False, 1.0, "5", None])
+def test_invalid_versions(version):
+    assert not valid_version(version)
+
+
+def test_ahead_ms_is_the_physical_part_minus_wall_time():
+    assert ahead_ms(make_version(10_000, 99), 4_000) == 6_000
+    assert ahead_ms(make_version(10_000), 12_500.5) == -2_500.5
+
+
+def test_a_version_is_too_far_ahead_only_beyond_the_tolerance():
+    now = 1_700_000_000_000
+    assert not too_far_ahead(make_version(now + 5_000, COUNTER_MAX), now, 5_000)
+    assert too_far_ahead(make_version(now + 5_001), now, 5_000)
+    assert not too_far_ahead(make_version(now - 60_000), now, 5_000)  # behind is fine
+
+
+@pytest.mark.parametrize("tolerance", [0, -1])
+def test_a_tolerance_of_zero_or_less_turns_the_guard_off(tolerance):
+    assert not too_far_ahead(MAX_VERSION, 0, tolerance)
 
 
 def test_tick_follows_a_moving_wall_clock():

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.core import messages as m
 from agent.core.changes import Write
 from agent.core.conflict import supersedes, winner
-from agent.core.cursors import after_snapshot
+from agent.core.cursors import APPLY, DUPLICATE, GAP, after_snapshot
 from agent.core.messages import encode_changes
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -467,29 +468,162 @@ def fold(txns: list) -> dict:
     return rows
 
 
+def txn_frames(txns: list) -> list[m.Txn]:
+    """Each transaction as a Txn frame: an origin numbers its own 1, 2, 3, ..."""
+    frames, numbers = [], {}
+    for origin, version, writes in txns:
+        numbers[origin] = numbers.get(origin, 0) + 1
+        body = encode_changes(writes)
+        frames.append(m.Txn(0, 0, origin, origin, numbers[origin], version, len(writes), 0, body))
+    return frames
+
+
+def check_applied_once_in_order(store: SimStore, txns: list) -> None:
+    got = {(t, k): row for t, rows in store.rows.items() for k, row in rows.items()}
+    assert got == fold(txns)
+    assert got == fold(list(reversed(txns)))  # the rule itself does not care about order
+    assert store.cursors == {o: sum(1 for x, _, _ in txns if x == o) for o, _, _ in txns}
+    assert set(store.applies.values()) <= {1}
+    for origin in ORIGINS:  # every origin's transactions logged once each, in its order
+        logged = [(e.oseq, e.version) for e in store.log if e.origin_id == origin]
+        frames = txn_frames(txns)
+        assert logged == [(f.oseq, f.version) for f in frames if f.origin_id == origin]
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(data=st.data())
 def test_any_interleaving_and_duplication_of_a_change_stream_converges(data):
     txns = data.draw(change_stream())
     order = data.draw(delivery(txns)) if txns else []
+    frames = txn_frames(txns)
     store = SimStore("z")
-    for i in order:
-        origin, version, writes = txns[i]
-        store.apply_txn(origin, version, 0, len(writes), encode_changes(writes), origin)
-    got = {(t, k): row for t, rows in store.rows.items() for k, row in rows.items()}
-    assert got == fold(txns)
-    assert got == fold(list(reversed(txns)))  # the rule itself does not care about order
-    assert store.cursors == {o: max(v for x, v, _ in txns if x == o) for o, _, _ in txns}
-    assert set(store.applies.values()) <= {1}
-    assert [(e.origin, e.version) for e in store.log] == [
-        (o, v) for o, v, _ in (txns[i] for i in dict.fromkeys(order))
-    ]
+    decisions = [store.apply_txn(frames[i], frames[i].origin) for i in order]
+    assert GAP not in decisions  # each origin's order kept: never a hole
+    assert decisions.count(APPLY) == len(txns)
+    check_applied_once_in_order(store, txns)
 
 
-def test_an_origins_own_order_matters_a_later_version_hides_an_earlier_one():
-    """Why every stream keeps each origin's order: the cursor skips what arrives late."""
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_any_order_at_all_converges_once_refused_gaps_are_sent_again(data):
+    """Origins' own orders broken too: what arrives early is refused (GAP) and applies only
+    when it comes again after what it follows, as a resubscribe from the cursors brings it."""
+    txns = data.draw(change_stream())
+    frames = txn_frames(txns)
+    pending = data.draw(st.permutations(list(range(len(frames)))))
+    pending += data.draw(st.lists(st.sampled_from(pending), max_size=5)) if pending else []
     store = SimStore("z")
-    first, second = [put("t1", 1, {"v": 1})], [put("t1", 2, {"v": 2})]
-    assert store.apply_txn("a", 2, 0, 1, encode_changes(second), "a")
-    assert not store.apply_txn("a", 1, 0, 1, encode_changes(first), "a")
+    rounds = 0
+    while pending:
+        rounds += 1
+        assert rounds <= len(frames) + 1, "no progress"
+        refused = [i for i in pending if store.apply_txn(frames[i], "peer") == GAP]
+        pending = refused
+    check_applied_once_in_order(store, txns)
+
+
+def test_a_later_sequence_arriving_first_is_refused_and_applies_after_the_missing_one():
+    """Why an origin's transactions apply only in its order: a cursor past a hole would
+    never let the missing transaction in."""
+    store = SimStore("z")
+    first, second = txn_frames([("a", 1, [put("t1", 1, {"v": 1})]), ("a", 2, [put("t1", 2, {})])])
+    assert store.apply_txn(second, "a") == GAP
+    assert store.get("t1", 2) is None and store.cursors == {} and store.log == []
+    assert store.apply_txn(first, "a") == APPLY
+    assert store.apply_txn(first, "a") == DUPLICATE
+    assert store.apply_txn(second, "a") == APPLY
+    assert store.get("t1", 1) is not None and store.get("t1", 2) is not None
+    assert store.cursors == {"a": 2}
+
+
+def test_a_store_that_accepted_gaps_would_lose_the_missing_transaction(monkeypatch):
+    """The check of the check: with protocol 1's rule the hole is silently skipped."""
+    monkeypatch.setattr(SimStore, "accept_gaps", True)
+    store = SimStore("z")
+    first, second = txn_frames([("a", 1, [put("t1", 1, {"v": 1})]), ("a", 2, [put("t1", 2, {})])])
+    assert store.apply_txn(second, "a") == APPLY
+    assert store.apply_txn(first, "a") == DUPLICATE
     assert store.get("t1", 1) is None
+
+
+# --- Gaps ------------------------------------------------------------------------------------
+
+
+def vanish_nth(sim: Sim, sub: str, pub: str, origin: str, n: int) -> list[int]:
+    """Make the n-th Txn of `origin` sent from `pub` to `sub` vanish; return its oseq once
+    it has."""
+    seen: list[int] = []
+    gone: list[int] = []
+
+    def pick(link, msg) -> bool:
+        if (link.sub, link.pub, msg.origin_id) != (sub, pub, origin) or gone:
+            return False
+        seen.append(msg.oseq)
+        if len(seen) == n:
+            gone.append(msg.oseq)
+            return True
+        return False
+
+    sim.net.vanishing = pick
+    return gone
+
+
+def gap_scenario(seed: int) -> tuple[Sim, list[int], list[int]]:
+    """a writes six transactions to distinct keys; the third one's apply on b vanishes."""
+    sim = Sim(["a", "b", "c"], seed=seed)
+    sim.run_until_quiet()
+    gone = vanish_nth(sim, "b", "a", "a", 3)
+    versions = []
+    for i in range(6):
+        versions.append(sim.write("a", [put("t1", f"a{i}", {"v": i})]))
+        sim.run_for(sim.rng.randint(0, 40))
+    sim.run_until_quiet()
+    return sim, versions, gone
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_vanished_transaction_is_caught_by_its_origins_sequence_and_fetched_again(seed):
+    sim, versions, gone = gap_scenario(seed)
+    assert gone, "the third Txn from a to b should have vanished"
+    assert sim.resets["gap"] >= 1, "the next one of a must be refused as a gap"
+    assert_converged(sim)
+    b = sim.nodes["b"].store
+    assert b.applies[("a", versions[gone[0] - 1])] == 1  # applied once, when it came again
+    assert [e.oseq for e in b.log if e.origin_id == "a"] == list(range(1, 7))  # in order
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_without_the_sequence_check_the_same_vanished_transaction_is_lost(seed, monkeypatch):
+    """The check of the gap test: a store applying past the hole (as protocol 1's version
+    cursors did) ends quiet but without the write, and the test above would fail."""
+    monkeypatch.setattr(SimStore, "accept_gaps", True)
+    sim, versions, gone = gap_scenario(seed)
+    assert gone and sim.resets["gap"] == 0
+    assert sim.divergence() is not None or sim.nodes["b"].store.get("t1", "a2") is None
+    with pytest.raises(AssertionError):
+        assert_converged(sim)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vanishing_applies_under_chaos_still_converge_once_every_origin_writes_again(seed):
+    """A hole shows when its origin's next transaction arrives (or a new Subscribe starts
+    from the cursors): a final write from every node closes any hole left by the faults."""
+    faults = dataclasses.replace(CHAOS, vanish=0.08)
+    sim = Sim(["n0", "n1", "n2", "n3"], seed=seed, faults=faults)
+    tagged = watch_atomicity(sim)
+    sim.run_until_quiet()
+    for i in range(60):
+        name = f"n{i % 4}"
+        if i % 7 == 0:
+            tagged_write(sim, name, tagged)
+        else:
+            sim.write(name, [put(TABLES[i % 3], i % 9, {"v": i}), put("t1", f"k{i}", {"v": i})])
+        sim.run_for(sim.rng.randint(0, 60))
+    sim.heal_all()
+    sim.run_until_quiet()
+    for name in sorted(sim.nodes):
+        sim.write(name, [put("t3", f"last-{name}", {"v": 1})])
+    sim.run_until_quiet()
+    assert sim.net.injected["vanish"] > 0
+    assert sim.resets["gap"] > 0
+    assert_converged(sim)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.core import messages as m
+from agent.core.cursors import APPLY, DUPLICATE, GAP
 from agent.core.errors import LocalProtocolError, RemoteProtocolError
 from agent.core.subscription import (
     CLOSED,
@@ -34,24 +35,28 @@ def deliver(source, target, now: float = T0) -> list:
 
 
 def txn(seq: int, prev: int, version: int = 0, records: int = 1, origin: str = "b") -> m.Txn:
-    return m.Txn(seq, prev, origin, version or seq, records, T0 * 1000, b"\x90")
+    """A Txn frame at log position `seq`; its origin sequence is `seq` too."""
+    return m.Txn(
+        seq, prev, origin, f"{origin}-id", seq, version or seq, records, T0 * 1000, b"\x90"
+    )
 
 
 def connected(window: int = 20000) -> tuple[Subscriber, Publisher]:
     """A subscriber `a` and a publisher `b` past Hello/Welcome."""
     sub = Subscriber("a", "data", "b", TIMING)
     pub = Publisher("b", ["data"], TIMING, window)
-    sub.start(T0)
+    sub.start(T0, None, "a-id")
     assert [e.kind for e in deliver(sub, pub)] == ["hello"]
-    pub.outbox.append(m.Welcome("b", "data", []))  # the shell answers Hello
+    # the shell answers Hello
+    pub.outbox.append(m.Welcome("b", "data", [], "b-id", {"b-id": 4, "a-id": 2}, {"b-id": 40}))
     assert [e.kind for e in deliver(pub, sub)] == ["welcome"]
     return sub, pub
 
 
 def streaming(window: int = 20000, cursors: dict | None = None) -> tuple[Subscriber, Publisher]:
-    """A link past Subscribe/Schema with a plan that streams origin `b`."""
+    """A link past Subscribe/Schema with a plan that streams origin `b` (id b-id)."""
     sub, pub = connected(window)
-    sub.subscribe(cursors or {}, ["b"], None)
+    sub.subscribe(cursors or {}, ["b-id"], None)
     (event,) = deliver(sub, pub)
     pub.plan_subscription(event.message, {}, False)
     pub.outbox.append(m.Schema([]))
@@ -59,8 +64,9 @@ def streaming(window: int = 20000, cursors: dict | None = None) -> tuple[Subscri
     return sub, pub
 
 
-def send_txn(pub: Publisher, seq: int, records: int = 1) -> None:
-    pub.outbox.append(pub.txn(seq, "b", seq, records, T0 * 1000, b"\x90"))
+def send_txn(pub: Publisher, seq: int, records: int = 1, oseq: int = 0) -> None:
+    """Queue log entry `seq` of origin b (its origin sequence `oseq`, else `seq`)."""
+    pub.outbox.append(pub.txn(seq, "b", "b-id", oseq or seq, seq, records, T0 * 1000, b"\x90"))
 
 
 # --- Handshake -------------------------------------------------------------------------------
@@ -70,6 +76,19 @@ def test_handshake_names_both_ends():
     sub, pub = connected()
     assert (sub.peer, pub.peer, pub.database) == ("b", "a", "data")
     assert pub.stats.connected_at == T0
+
+
+def test_handshake_exchanges_origin_ids_and_what_the_peer_holds():
+    sub, pub = connected()
+    assert (sub.peer_origin, pub.peer_origin) == ("b-id", "a-id")
+    assert sub.peer_cursors == {"b-id": 4, "a-id": 2}
+
+
+def test_hello_carries_the_origin_id_given_to_start():
+    sub = Subscriber("a", "data", "b", TIMING)
+    sub.start(T0, {"tables": ["t"]}, "a-id")
+    (hello,) = sub.take()
+    assert wire(hello) == m.Hello("a", "data", {"tables": ["t"]}, "a-id")
 
 
 def test_publisher_refuses_a_database_it_does_not_replicate():
@@ -90,19 +109,22 @@ def test_a_peer_with_another_name_is_refused():
     sub = Subscriber("a", "data", "b", TIMING)
     sub.start(T0)
     with pytest.raises(RemoteProtocolError, match="name mismatch"):
-        sub.receive(wire(m.Welcome("c", "data", [])), T0)
+        sub.receive(wire(m.Welcome("c", "data", [], "c-id", {}, {})), T0)
 
 
 def test_any_name_is_accepted_when_none_is_expected():
     sub = Subscriber("a", "data", None, TIMING)
     sub.start(T0)
-    sub.receive(wire(m.Welcome("c", "data", [])), T0)
+    sub.receive(wire(m.Welcome("c", "data", [], "c-id", {}, {})), T0)
     assert sub.peer == "c"
 
 
 @pytest.mark.parametrize(
     ("welcome", "error"),
-    [(m.Welcome("a", "data", []), "itself"), (m.Welcome("b", "other", []), "database")],
+    [
+        (m.Welcome("a", "data", [], "a-id", {}, {}), "itself"),
+        (m.Welcome("b", "other", [], "b-id", {}, {}), "database"),
+    ],
 )
 def test_subscriber_refuses_itself_and_the_wrong_database(welcome, error):
     sub = Subscriber("a", "data", "b", TIMING)
@@ -114,15 +136,15 @@ def test_subscriber_refuses_itself_and_the_wrong_database(welcome, error):
 def test_publisher_refuses_a_connection_from_itself():
     pub = Publisher("b", ["data"], TIMING)
     with pytest.raises(RemoteProtocolError, match="itself"):
-        pub.receive(wire(m.Hello("b", "data", {})), T0)
+        pub.receive(wire(m.Hello("b", "data", {}, "b-id")), T0)
 
 
 def test_second_hello_and_second_welcome_are_protocol_errors():
     sub, pub = connected()
     with pytest.raises(RemoteProtocolError, match="second Hello"):
-        pub.receive(wire(m.Hello("a", "data", {})), T0)
+        pub.receive(wire(m.Hello("a", "data", {}, "a-id")), T0)
     with pytest.raises(RemoteProtocolError, match="second Welcome"):
-        sub.receive(wire(m.Welcome("b", "data", [])), T0)
+        sub.receive(wire(m.Welcome("b", "data", [], "b-id", {}, {})), T0)
 
 
 def test_subscribe_before_welcome_is_our_bug():
@@ -137,7 +159,7 @@ def test_stream_messages_before_subscribe_are_protocol_errors():
     with pytest.raises(RemoteProtocolError, match="before Subscribe"):
         sub.receive(wire(m.Schema([])), T0)
     with pytest.raises(RemoteProtocolError, match="unexpected"):
-        sub.receive(wire(m.Hello("b", "data", {})), T0)
+        sub.receive(wire(m.Hello("b", "data", {}, "b-id")), T0)
 
 
 # --- Streaming -------------------------------------------------------------------------------
@@ -182,7 +204,7 @@ def test_duplicates_are_ignored_and_not_acked_twice():
 
 def test_txn_during_a_copy_is_a_protocol_error():
     sub, _ = streaming()
-    sub.receive(wire(m.CopyStart({}, 0, "merge", 0)), T0)
+    sub.receive(wire(m.CopyStart({}, 0, "merge", 0, 0)), T0)
     with pytest.raises(RemoteProtocolError, match="before the stream"):
         sub.receive(wire(txn(1, 0)), T0)
 
@@ -192,7 +214,7 @@ def test_stale_txns_after_a_resubscribe_are_ignored_until_the_next_schema():
     send_txn(pub, 1)
     send_txn(pub, 2)
     stale = pub.take()
-    sub.subscribe({"b": 0}, ["b", "c"], None)
+    sub.subscribe({"b-id": 0}, ["b-id", "c-id"], None)
     assert sub.state == SUBSCRIBED
     assert [sub.receive(wire(x), T0) for x in stale] == [[], []]
     assert sub.receive(wire(m.Schema([])), T0)[0].kind == "schema"
@@ -204,7 +226,7 @@ def test_stale_frames_give_their_window_back():
     """Frames dropped after a re-Subscribe must not leak the publisher's window."""
     sub, pub = streaming(window=4)
     send_txn(pub, 1, records=2)
-    pub.outbox.append(m.CopyChunk("t", [[1, None, 1, "b"]], 1))
+    pub.outbox.append(m.CopyChunk("t", [[1, None, 1, "b"]], None, 1, False))
     pub.chunk_sent(1)
     stale = pub.take()
     sub.subscribe({}, ["b"], None)
@@ -244,10 +266,10 @@ def test_a_transaction_without_records_still_takes_and_returns_one_unit():
 
 def test_copy_chunks_are_acked_by_rows():
     sub, pub = streaming(window=10)
-    pub.outbox.append(m.CopyStart({"b": 5}, 3, "merge", 0))
-    pub.outbox.append(m.CopyChunk("t", [[1, "{}", 5, "b"], [2, None, 4, "b"]], 2))
+    pub.outbox.append(m.CopyStart({"b-id": 5}, 3, "merge", 0, 0))
+    pub.outbox.append(m.CopyChunk("t", [[1, "{}", 5, "b"], [2, None, 4, "b"]], None, 2, True))
     pub.chunk_sent(2)
-    pub.outbox.append(m.CopyEnd({"b": 5}, 2))
+    pub.outbox.append(m.CopyEnd({"b-id": 5}, 2, {"b-id": 5}))
     kinds = []
     for msg in pub.take():
         for event in sub.receive(wire(msg), T0):
@@ -261,7 +283,25 @@ def test_copy_chunks_are_acked_by_rows():
     assert pub.acked_records == 2 and pub.acked_seq == 0
 
 
-@pytest.mark.parametrize("msg", [m.CopyChunk("t", [], None), m.CopyEnd({}, 0)])
+def test_a_copy_chunk_with_a_malformed_row_is_a_protocol_error_before_the_shell_sees_it():
+    sub, _ = streaming()
+    sub.receive(wire(m.CopyStart({}, 2, "full", 0, 0)), T0)
+    bad = m.CopyChunk("t", [[1, "{}", 5, "b"], [2, "{}", 2**63, "b"]], None, 2, True)
+    with pytest.raises(RemoteProtocolError, match="out-of-range version"):
+        sub.receive(wire(bad), T0)
+    assert sub.stats.last_data_at is None
+
+
+def test_subscribe_sends_cursors_origins_and_the_versions_of_the_cursors():
+    sub, _ = connected()
+    sub.subscribe({"b-id": 4}, ["c-id", "b-id"], None, 0, {"b-id": 77})
+    (msg,) = sub.take()
+    assert wire(msg) == m.Subscribe({"b-id": 4}, ["b-id", "c-id"], None, 0, {"b-id": 77})
+    sub.subscribe({}, ["b-id"], None)
+    assert sub.take()[0].versions == {}  # none given: an empty map, never None on the wire
+
+
+@pytest.mark.parametrize("msg", [m.CopyChunk("t", [], None, None, True), m.CopyEnd({}, 0, {})])
 def test_copy_frames_outside_a_copy_are_protocol_errors(msg):
     sub, _ = streaming()
     with pytest.raises(RemoteProtocolError, match="outside a copy"):
@@ -366,14 +406,23 @@ def test_publisher_reaps_a_connection_that_never_says_hello():
 # --- Plans -----------------------------------------------------------------------------------
 
 
-def plan(cursors: dict, origins: list[str], copy: dict | None, floors: dict, resume_ok=False):
+def plan(
+    cursors: dict,
+    origins: list[str],
+    copy: dict | None,
+    floors: dict,
+    resume_ok=False,
+    versions: dict | None = None,
+    horizon: int = 0,
+):
     pub = Publisher("b", ["data"], TIMING)
-    return pub, pub.plan_subscription(m.Subscribe(cursors, origins, copy, 0), floors, resume_ok)
+    msg = m.Subscribe(cursors, origins, copy, 0, versions or {})
+    return pub, pub.plan_subscription(msg, floors, resume_ok, horizon)
 
 
 def test_cursors_at_or_above_the_floors_stream_from_the_log():
     _, p = plan({"b": 5, "c": 7}, ["b", "c"], None, {"b": 5, "c": 2})
-    assert p.copy is None
+    assert p.copy is None and p.horizon == 0
     assert (p.sent, p.origins, p.resume) == ({"b": 5, "c": 7}, frozenset({"b", "c"}), None)
 
 
@@ -385,6 +434,36 @@ def test_a_cursor_below_a_wanted_origins_floor_needs_a_merge():
 def test_a_floor_on_an_origin_not_asked_for_does_not_matter():
     _, p = plan({"b": 5}, ["b"], None, {"c": 99})
     assert p.copy is None
+
+
+def test_a_merge_for_a_subscriber_behind_the_tombstone_horizon_carries_the_horizon():
+    # c is behind the floor, and the last c version it applied is older than the horizon
+    _, p = plan({"b": 5, "c": 1}, ["b", "c"], None, {"c": 2}, versions={"c": 99}, horizon=100)
+    assert (p.copy, p.horizon) == ("merge", 100)
+
+
+def test_a_merge_for_a_subscriber_past_the_horizon_carries_none():
+    _, p = plan({"c": 1}, ["c"], None, {"c": 2}, versions={"c": 100}, horizon=100)
+    assert (p.copy, p.horizon) == ("merge", 0)
+
+
+def test_only_origins_behind_the_floor_are_held_to_the_horizon():
+    # b's version is old, but b streams from the log (at its floor): no delete of b is lost
+    cursors, floors, versions = {"b": 5, "c": 1}, {"b": 5, "c": 2}, {"b": 1, "c": 500}
+    _, p = plan(cursors, ["b", "c"], None, floors, versions=versions, horizon=100)
+    assert (p.copy, p.horizon) == ("merge", 0)
+
+
+def test_an_origin_never_applied_counts_as_version_zero_behind_any_horizon():
+    _, p = plan({}, ["c"], None, {"c": 2}, horizon=100)
+    assert (p.copy, p.horizon) == ("merge", 100)
+
+
+def test_no_merge_no_horizon_and_no_horizon_no_horizon():
+    _, p = plan({"c": 2}, ["c"], None, {"c": 2}, versions={}, horizon=100)
+    assert (p.copy, p.horizon) == (None, 0)  # streams from the log: every tombstone follows
+    _, p = plan({"c": 1}, ["c"], None, {"c": 2}, versions={}, horizon=0)
+    assert (p.copy, p.horizon) == ("merge", 0)
 
 
 def test_an_unsynced_subscriber_gets_the_full_copy_it_asks_for():
@@ -409,28 +488,33 @@ def test_the_plan_decides_what_is_sent_and_advances_with_it():
     pub, p = plan({"b": 5}, ["b", "c"], None, {})
     assert not pub.wants("b", 5) and pub.wants("b", 6) and pub.wants("c", 1)
     assert not pub.wants("a", 100)  # never asked for
-    pub.txn(3, "b", 8, 1, T0, b"")
-    assert not pub.wants("b", 8) and pub.wants("b", 9)
-    assert p.sent == {"b": 8}
+    assert (pub.offer("b", 4), pub.offer("b", 6), pub.offer("b", 7)) == (DUPLICATE, APPLY, GAP)
+    assert pub.offer("a", 1) == DUPLICATE  # skipped, not a reason to end the stream
+    msg = pub.txn(3, "b-name", "b", 6, 8_000, 1, T0, b"")
+    assert (msg.origin, msg.origin_id, msg.oseq, msg.version) == ("b-name", "b", 6, 8_000)
+    assert not pub.wants("b", 6) and pub.wants("b", 7)
+    assert p.sent == {"b": 6}  # per origin id: the last sequence sent, not a version
+
+
+def test_without_a_plan_nothing_is_offered():
+    pub = Publisher("b", ["data"], TIMING)
+    assert pub.offer("b", 1) == GAP and not pub.wants("b", 1)
 
 
 def test_a_new_subscribe_restarts_the_stream_chain():
     sub, pub = streaming()
     send_txn(pub, 7)
     deliver(pub, sub)
-    sub.subscribe({}, ["b"], None)
+    sub.subscribe({}, ["b-id"], None)
     (event,) = deliver(sub, pub)
     pub.plan_subscription(event.message, {}, False)
-    assert pub.txn(8, "b", 8, 1, T0, b"").prev == 0
+    assert pub.txn(8, "b", "b-id", 1, 8, 1, T0, b"").prev == 0
 
 
 def test_reach_is_recorded_and_reported_only_when_it_changes():
-    from agent.core import messages as m
-    from agent.core.subscription import Subscriber
-
     sub = Subscriber("me", "dev", None)
     sub.start(0.0)
-    sub.receive(m.Welcome("peer", "dev", []), 0.0)
+    sub.receive(m.Welcome("peer", "dev", [], "peer-id", {}, {}), 0.0)
     first = sub.receive(m.Reach(["peer", "x"]), 0.1)
     assert [e.kind for e in first] == ["reach"] and sub.stats.reach == {"peer", "x"}
     assert sub.receive(m.Reach(["x", "peer"]), 0.2) == []

@@ -90,10 +90,20 @@ class Kit:
     def log(self, db: Database) -> list[tuple]:
         """Return the log as (seq, version, origin, records, [Write, ...])."""
         entries = db.read_sync(lambda c: list(txlog.iter_all(c)))
-        return [(s, v, o, n, decode_changes(bytes(b))) for s, v, o, n, b in entries]
+        return [(s, v, o, n, decode_changes(bytes(b))) for s, v, o, n, b, _, _ in entries]
+
+    def log_ids(self, db: Database) -> list[tuple[str, int]]:
+        """Return each log entry's (origin id, origin sequence), in log order."""
+        entries = db.read_sync(lambda c: list(txlog.iter_all(c)))
+        return [(origin_id, oseq) for *_, origin_id, oseq in entries]
 
     def cursors(self, db: Database) -> dict[str, int]:
+        """Return {origin id: last sequence applied}."""
         return db.read_sync(txlog.cursors)
+
+    def cursor(self, db: Database, origin_id: str | None = None) -> tuple[int, int]:
+        """Return (last sequence, its version) of an origin id (default: the file's own)."""
+        return db.read_sync(txlog.cursor, origin_id or db.origin_id)
 
     def read(self, db: Database, fn: Callable, *args: Any) -> Any:
         return db.read_sync(fn, *args)

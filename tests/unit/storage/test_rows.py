@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.core import messages as m
 from agent.core.conflict import supersedes
 from agent.storage import catalog as cat
 from agent.storage import rows
@@ -102,8 +103,52 @@ def test_last_updated_and_tombstone_pruning(conn):
     assert rows.last_updated(conn, t) is None
     rows.put_local(conn, t, [(1, None, 5, "a"), (2, None, 9, "a"), (3, "{}", 1, "a")])
     assert rows.last_updated(conn, t) == 9
-    assert rows.prune_tombstones(conn, t, 9) == 1
+    assert rows.prune_tombstones(conn, t, 9) == (1, 5)  # how many, and the newest pruned
     assert set(stored(conn, t)) == {2, 3}
+    assert rows.prune_tombstones(conn, t, 9) == (0, 0)  # none left below 9
+    assert rows.prune_tombstones(conn, t, 10) == (1, 9)
+    assert set(stored(conn, t)) == {3}  # a live row is never pruned, however old
+
+
+def chunk(rows_: list, after, last, done: bool) -> m.CopyChunk:
+    return m.CopyChunk("t", [list(r) for r in rows_], after, last, done)
+
+
+def test_forget_absent_deletes_old_live_rows_of_the_range_the_chunk_lacks(conn):
+    t = new_table(conn)
+    rows.put_local(
+        conn,
+        t,
+        [
+            (1, "{}", 5, "b"),  # before the range: kept
+            (2, "{}", 5, "b"),  # in the range, absent, old: its delete was forgotten
+            (3, "{}", 5, "b"),  # in the range and in the chunk: kept
+            (4, "{}", 50, "b"),  # absent but newer than the horizon: kept
+            (5, None, 5, "b"),  # a tombstone: nothing to forget
+            (6, "{}", 5, "b"),  # past the range of a chunk that is not the last: kept
+        ],
+    )
+    gone = rows.forget_absent(conn, t, chunk([(3, "{}", 5, "b")], 1, 5, False), 10, ("me", 0))
+    assert gone == 1
+    assert sorted(stored(conn, t)) == [1, 3, 4, 5, 6]
+
+
+def test_forget_absent_with_the_last_chunk_covers_the_rest_of_the_table(conn):
+    t = new_table(conn)
+    rows.put_local(conn, t, [(k, "{}", 5, "b") for k in (1, 2, 8, 9)])
+    gone = rows.forget_absent(conn, t, chunk([], 1, None, True), 10, ("me", 0))
+    assert gone == 3 and sorted(stored(conn, t)) == [1]
+    t2 = new_table(conn)
+    rows.put_local(conn, t2, [(k, "{}", 5, "b") for k in (1, 2)])
+    assert rows.forget_absent(conn, t2, chunk([], None, None, True), 10, ("me", 0)) == 2
+
+
+def test_forget_absent_keeps_my_own_writes_the_publisher_has_not_received(conn):
+    t = new_table(conn)
+    rows.put_local(conn, t, [(1, "{}", 3, "me"), (2, "{}", 7, "me"), (3, "{}", 7, "other")])
+    # the publisher holds my writes up to version 5: my write at 7 is simply not there yet
+    gone = rows.forget_absent(conn, t, chunk([], None, None, True), 10, ("me", 5))
+    assert gone == 2 and sorted(stored(conn, t)) == [2]
 
 
 def test_scan_pages_in_key_order_with_a_version_floor(conn):

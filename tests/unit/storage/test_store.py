@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 
 import pytest
 
+from agent.core import messages as m
 from agent.core.clock import make_version
-from agent.errors import ClientError, NotFound
+from agent.errors import ClientError, NotFound, StorageError
 from agent.storage import query, txlog
 from agent.storage.apply import SnapshotChunk
+from agent.storage.store import Storage
 from agent.storage.system import SYSTEM, TABLES
 from agent.storage.writes import WriteOp
 
@@ -137,8 +141,9 @@ def test_the_clock_after_reopen_is_beyond_versions_merged_from_a_snapshot(make_k
     db = first.db()
     first.table(db, "dog")
     ahead = make_version(4_000_000_000_000)  # a peer whose clock runs far ahead
-    chunk = [(1, '{"id":1}', ahead, "peer")]
-    db.write_sync(SnapshotChunk("dev", "dog", chunk, "peer", {"table": "dog"}, first.storage.clock))
+    chunk = m.CopyChunk("dog", [[1, '{"id":1}', ahead, "peer"]], None, 1, False)
+    state = {"table": "dog", "after": 1, "copied": 1}
+    db.write_sync(SnapshotChunk("dev", chunk, "peer", state, first.storage.clock))
     first.close()  # restarted before the copy completed
     again = make_kit()
     assert again.storage.clock.last >= ahead
@@ -176,3 +181,44 @@ async def test_the_async_api_runs_off_the_event_loop(kit):
     await kit.storage.drop("async_db")
     assert not kit.storage.exists("async_db")
     assert not os.path.exists(db.path)
+
+
+FORMAT_1_LOG = """
+CREATE TABLE _txlog (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, version INTEGER NOT NULL, origin TEXT NOT NULL,
+    at REAL NOT NULL, records INTEGER NOT NULL, body BLOB NOT NULL
+);
+CREATE TABLE _cursors (origin TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+def test_a_file_of_log_format_1_is_refused_on_open_naming_the_file(tmp_path):
+    root = tmp_path / "database"
+    root.mkdir()
+    old = root / "legacy.sqlite"
+    conn = sqlite3.connect(old)
+    conn.executescript(FORMAT_1_LOG)
+    conn.execute("INSERT INTO _txlog VALUES (1, 5, 'a', 1.0, 1, x'90')")
+    conn.commit()
+    conn.close()
+    storage = Storage(root, "node-a", synchronous="OFF")
+    try:
+        with pytest.raises(StorageError, match=rf"{re.escape(str(old))} was written by .*format 1"):
+            storage.open()
+    finally:
+        storage.close()  # the system file opened before it
+    conn = sqlite3.connect(old)  # left as it was: nothing converted, nothing lost
+    assert conn.execute("SELECT count(*) FROM _txlog").fetchone() == (1,)
+    assert "oseq" not in {r[1] for r in conn.execute("PRAGMA table_info(_txlog)")}
+    conn.close()
+
+
+def test_the_node_id_lives_in_the_system_file_and_survives_a_restart(make_kit):
+    first = make_kit()
+    node_id = first.storage.node_id
+    dev = first.db("dev")
+    assert node_id and dev.origin_id == node_id
+    first.close()
+    again = make_kit()
+    assert again.storage.node_id == node_id
+    assert again.storage.get("dev").origin_id == node_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent.core import messages as m
 from agent.core.changes import PUT, Write
 from agent.core.messages import encode_changes
 from agent.storage.apply import RemoteTransaction
@@ -21,9 +22,8 @@ def test_only_batches_with_a_client_write_are_fsynced(tmp_path):
         db = storage.create_sync("dev")
         db.write_sync(CreateTable(TableInfo("dev", "dog", "id"), storage.clock, "me"))
         body = encode_changes([Write("dog", PUT, 1, '{"id":1}')])
-        assert db.write_sync(
-            RemoteTransaction("dev", "peer", 10 << 16, 1.0, 1, body, storage.clock)
-        )
+        txn = m.Txn(1, 0, "peer", "peer-id", 1, 10 << 16, 1, 1.0, body)
+        assert db.write_sync(RemoteTransaction("dev", txn, storage.clock))
         assert _mode(db) == 1  # NORMAL: no fsync for what a peer already holds
         db.write_sync(
             LocalTransaction([WriteOp("insert", "dog", [{"id": 2}])], storage.clock, "me")

@@ -17,7 +17,15 @@ from agent.storage import rows
 from agent.storage.catalog import CREATED, UPDATED, Attribute
 from agent.storage.conditions import Compare
 from agent.storage.sqlite import connect
-from agent.storage.writes import CreateAttribute, CreateTable, DropTable, WriteOp, check_key
+from agent.storage.writes import (
+    CreateAttribute,
+    CreateTable,
+    DropTable,
+    Prune,
+    WriteOp,
+    check_key,
+    tombstone_horizon,
+)
 
 
 def data_writes(entry) -> list[Write]:
@@ -342,15 +350,17 @@ def test_tables_that_do_not_replicate_write_rows_but_no_log_entries(kit, db):
     assert set(kit.docs(db, "local")) == {2, 3}
 
 
-def test_each_transaction_advances_the_local_cursor_to_its_version(kit, db):
-    kit.table(db, "dog")
+def test_each_transaction_takes_the_next_local_sequence_and_moves_the_cursor(kit, db):
+    kit.table(db, "dog")  # sequence 1: the create_table
     seen = []
     for i in range(5):
         kit.insert(db, "dog", {"id": i})
         version = kit.log(db)[-1][1]
-        assert kit.cursors(db)[kit.origin] == version
+        assert kit.log_ids(db)[-1] == (db.origin_id, i + 2)
+        assert kit.cursor(db) == (i + 2, version)
         seen.append(version)
     assert seen == sorted(set(seen))
+    assert kit.cursors(db) == {db.origin_id: 6}  # keyed by origin id, not the node name
 
 
 def test_log_versions_increase_with_the_sequence(kit, db):
@@ -387,7 +397,8 @@ def test_create_table_is_logged_for_peers(kit, db):
     [*_, (_, version, origin, records, writes)] = kit.log(db)
     assert (origin, records) == (kit.origin, 0)
     assert writes == [Write("dog", CREATE_TABLE, None, info.definition())]
-    assert kit.cursors(db)[kit.origin] == version
+    assert kit.log_ids(db)[-1] == (db.origin_id, 1)
+    assert kit.cursor(db) == (1, version)
     assert info.created > 0
 
 
@@ -485,3 +496,102 @@ def test_replaying_the_log_in_any_order_reproduces_the_table(
     mirrored = {r[0]: r[1:] for r in replica.execute(f"SELECT * FROM {cat.row_table(table)}")}
     assert mirrored == module_kit.rows(db, table)
     module_kit.drop(db, table)
+
+
+# --- local sequences ------------------------------------------------------------------------
+
+
+def test_local_sequences_stay_contiguous_when_a_job_of_the_batch_fails(kit, db, held_batch):
+    kit.table(db, "dog")
+    jobs = [
+        kit.job(WriteOp("insert", "dog", records=[{"id": 1}])),
+        kit.job(WriteOp("insert", "dog", records=[{"id": 2}]), WriteOp("insert", "nope", [{}])),
+        kit.job(WriteOp("insert", "dog", records=[{"id": 3}])),
+    ]
+    ok, failed, later = held_batch(db, jobs)
+    ok.result(10)
+    with pytest.raises(NotFound):
+        failed.result(10)
+    later.result(10)
+    assert set(kit.docs(db, "dog")) == {1, 3}
+    # 1 is the create_table; the failed job took no number, so 3 follows 2
+    assert kit.log_ids(db) == [(db.origin_id, n) for n in (1, 2, 3)]
+    assert kit.cursor(db)[0] == 3
+
+
+def test_a_transaction_on_a_local_table_takes_no_sequence_but_its_version_is_kept(kit, db):
+    kit.table(db, "dog")
+    kit.table(db, "local", replicate=False)
+    before = kit.cursor(db)
+    kit.insert(db, "local", {"id": 1})
+    assert kit.cursor(db) == before and kit.log_ids(db) == [(db.origin_id, 1)]
+    version = kit.row(db, "local", 1)[1]
+    stored = kit.read(db, lambda c: c.execute("SELECT value FROM _meta WHERE key='hlc'").fetchone())
+    assert stored is not None and stored[0] >= version  # the clock restarts past it
+    kit.insert(db, "dog", {"id": 1})
+    assert kit.log_ids(db)[-1] == (db.origin_id, 2)
+
+
+def test_a_new_files_origin_id_is_the_node_id(kit, db):
+    assert kit.storage.node_id and db.origin_id == kit.storage.node_id
+    stored = kit.read(db, lambda c: c.execute("SELECT value FROM _meta WHERE key='origin_id'"))
+    assert stored is not None
+
+
+# --- prune ----------------------------------------------------------------------------------
+
+DAY_MS = 86_400_000.0
+
+
+def test_prune_keeps_tombstones_newer_than_their_own_retention(kit, db):
+    kit.table(db, "dog")
+    kit.insert(db, "dog", *({"id": i} for i in range(4)))
+    kit.txn(db, WriteOp("delete", "dog", ids=[0]))  # day 0
+    old = kit.row(db, "dog", 0)[1]
+    kit.wall.now += 5 * 86_400
+    kit.txn(db, WriteOp("delete", "dog", ids=[1]))  # day 5
+    kit.wall.now += 5 * 86_400
+    now = kit.storage.clock.now_ms()  # day 10: log retention 1 day, tombstones 7 days
+    entries, tombstones = db.write_sync(Prune(now - DAY_MS, now - 7 * DAY_MS))
+    assert entries == 4  # create_table, insert and the two deletes
+    assert kit.log(db) == []  # the whole log is older than a day
+    assert tombstones == 1
+    assert 0 not in kit.rows(db, "dog") and kit.rows(db, "dog")[1][0] is None
+    assert kit.read(db, tombstone_horizon) == old + 1  # newest pruned tombstone, plus one
+    assert set(kit.docs(db, "dog")) == {2, 3}  # live rows are never pruned
+
+
+def test_prune_without_a_tombstone_retention_prunes_them_with_the_log(kit, db):
+    kit.table(db, "dog")
+    kit.insert(db, "dog", {"id": 1})
+    kit.txn(db, WriteOp("delete", "dog", ids=[1]))
+    kit.wall.now += 10
+    assert db.write_sync(Prune(kit.storage.clock.now_ms()))[1] == 1
+    assert kit.rows(db, "dog") == {}
+
+
+def test_the_tombstone_horizon_is_zero_until_one_is_pruned_and_never_goes_down(kit, db):
+    kit.table(db, "dog")
+    assert kit.read(db, tombstone_horizon) == 0
+    kit.insert(db, "dog", {"id": 1}, {"id": 2})
+    kit.txn(db, WriteOp("delete", "dog", ids=[1]))
+    kit.wall.now += 86_400
+    kit.txn(db, WriteOp("delete", "dog", ids=[2]))
+    newest = kit.row(db, "dog", 2)[1]
+    kit.wall.now += 86_400
+    now = kit.storage.clock.now_ms()
+    db.write_sync(Prune(now, now - 0.5 * DAY_MS))
+    assert kit.read(db, tombstone_horizon) == newest + 1
+    db.write_sync(Prune(now, now - 3 * DAY_MS))  # nothing that old: the horizon stays
+    assert kit.read(db, tombstone_horizon) == newest + 1
+
+
+def test_the_tombstone_cutoff_is_never_later_than_the_logs(kit, db):
+    """A tombstone still needed by the log's readers is kept whatever retention says."""
+    kit.table(db, "dog")
+    kit.insert(db, "dog", {"id": 1})
+    kit.txn(db, WriteOp("delete", "dog", ids=[1]))
+    kit.wall.now += 86_400
+    now = kit.storage.clock.now_ms()
+    assert db.write_sync(Prune(now - 2 * DAY_MS, now)) == (0, 0)
+    assert kit.rows(db, "dog")[1][0] is None
