@@ -53,7 +53,9 @@ def _frontier_versions(conn, frontier: dict) -> dict:
     for origin, seq in frontier.items():
         version = current.get(origin) if heads.get(origin) == seq else None
         version = version if version is not None else txlog.entry_version(conn, origin, seq)
-        out[origin] = version or 0
+        # pruned since (a resumed copy's old frontier): the current version is an upper
+        # bound, which never makes the receiver look behind a horizon it is not behind
+        out[origin] = version if version is not None else current.get(origin, 0)
     return out
 
 

@@ -68,9 +68,13 @@ class Storage:
         self.path.mkdir(parents=True, exist_ok=True)
         system = self._open(SYSTEM)
         self.node_id = system.node_id
-        for file in sorted(self.path.glob(f"*{SUFFIX}")):
-            if file.name[: -len(SUFFIX)] != SYSTEM:
-                self._open(file.name[: -len(SUFFIX)])
+        try:
+            for file in sorted(self.path.glob(f"*{SUFFIX}")):
+                if file.name[: -len(SUFFIX)] != SYSTEM:
+                    self._open(file.name[: -len(SUFFIX)])
+        except Exception:
+            self.close()  # a file refused: stop the writers already started
+            raise
         missing = [info for info in system_tables() if system.catalog.get(info.name) is None]
         # queued together, they commit as one batch: one fsync on a first start, none later
         waiting = [system.submit(CreateTable(i, self.clock, self.origin, True)) for i in missing]

@@ -314,7 +314,8 @@ class Prune:
 
     def __init__(self, before_ms: float, tombstones_before_ms: float | None = None) -> None:
         self.before_ms = before_ms
-        self.tombstones_before_ms = min(before_ms, tombstones_before_ms or before_ms)
+        tombs = before_ms if tombstones_before_ms is None else tombstones_before_ms
+        self.tombstones_before_ms = min(before_ms, tombs)
 
     def run(self, ctx: JobContext) -> tuple[int, int]:
         from agent.core.clock import version_for_time
