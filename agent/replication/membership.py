@@ -4,18 +4,22 @@ add_node on A for B opens a replication connection to B (with the caller's crede
 given), asks B to record A (`add_node_back`), and only when B agreed writes both rows into
 A's `system.hdb_nodes`; the rows then replicate, so every node learns every other. Nothing is
 written when B cannot be reached or refuses, and credentials are never stored in a row.
+On a first join the exchange also settles whose users and roles win (agent.replication.joinusers)
+before either side writes its hdb_nodes rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any
 
 from agent import jsonx
 from agent.core import messages as m
 from agent.core.routes import RouteError, parse_route
 from agent.errors import ClientError, NotFound
+from agent.replication import joinusers
 from agent.replication.peers import authorization_header, normalize_url, start_version
 from agent.replication.transport import DialError, dial
 from agent.storage import query
@@ -130,10 +134,15 @@ async def add_node(replicator, body: dict, update: bool = False) -> dict:
         "url": replicator.url,
         "subscriptions": reverse_subscriptions(subscriptions),
     }
+    if existing is None:  # a first join: settle whose users and roles win
+        back["join"] = await user_offer(replicator, rows)
     answer = await call_peer(replicator, url, header, back)
     peer_name = answer.get("node")
     if not isinstance(peer_name, str) or not peer_name:
         raise ClientError(f"{url} answered add_node_back without its node name")
+    replaced = nothing_replaced()
+    if existing is None:
+        replaced = await joinusers.settle_caller(replicator, answer.get("join"), peer_name)
     row = {"name": peer_name, "url": url, "replicates": True, "subscriptions": subscriptions}
     if body.get("start_time") is not None:
         row["start_time"] = body.get("start_time")
@@ -143,7 +152,27 @@ async def add_node(replicator, body: dict, update: bool = False) -> dict:
     await replicator.reconcile()
     verb = "updated" if update else "added"
     suffix = "" if update else " to cluster"
-    return {"message": f"Successfully {verb} '{url}'{suffix}"}
+    return {
+        "message": f"Successfully {verb} '{url}'{suffix}",
+        "replaced_users": replaced["users"],
+        "replaced_roles": replaced["roles"],
+    }
+
+
+def nothing_replaced() -> dict[str, list[str]]:
+    return {"users": [], "roles": []}
+
+
+def has_peers(replicator, rows: dict[str, dict], other: str | None = None) -> bool:
+    """Tell whether this node is already in a cluster (besides with `other`)."""
+    names = set(rows) - {replicator.node, other}
+    return bool(names or replicator.routes)
+
+
+async def user_offer(replicator, rows: dict[str, dict]) -> dict:
+    """Return this side's offer for add_node_back: digests of its users and roles."""
+    mine = await joinusers.read_rows(replicator.storage)
+    return joinusers.offer(mine, secrets.token_hex(16), has_peers(replicator, rows))
 
 
 async def own_row_if_needed(replicator) -> list[dict]:
@@ -206,7 +235,24 @@ async def _add_node_back(replicator, body: dict) -> dict:
     if name == replicator.node:
         raise ClientError(f"node name {name!r} is this node's own name")
     subscriptions = check_subscriptions(body.get("subscriptions"))
+    verdict = await _settle_users(replicator, body.get("join"), name)
     row = {"name": name, "url": url, "replicates": True, "subscriptions": subscriptions}
     await replicator.write_nodes([row, *await own_row_if_needed(replicator)])
     await replicator.reconcile()
-    return {"node": replicator.node, "url": replicator.url}
+    return {"node": replicator.node, "url": replicator.url, "join": verdict}
+
+
+async def _settle_users(replicator, offer: Any, caller: str) -> dict | None:
+    """Settle whose users and roles win before the caller's row is written; None if not asked.
+
+    A caller this node already records is joined already: its rows replicate as they are.
+    """
+    if offer is None:
+        return None
+    rows = await node_rows(replicator)
+    if caller in rows:
+        joinusers.parse_offer(offer)
+        return joinusers.Verdict(True, 0, nothing_replaced(), nothing_replaced()).wire()
+    mine = has_peers(replicator, rows, caller)
+    verdict = await joinusers.settle_callee(replicator, offer, mine, caller)
+    return verdict.wire()
