@@ -19,12 +19,11 @@ from agent import jsonx
 from agent.core import messages as m
 from agent.core.routes import RouteError, parse_route
 from agent.errors import ClientError, NotFound
-from agent.replication import joinusers
+from agent.replication import departure, joinusers
 from agent.replication.peers import authorization_header, normalize_url, start_version
 from agent.replication.transport import DialError, dial
 from agent.storage import query
 from agent.storage.system import NODES, SYSTEM
-from agent.storage.writes import ForgetRows
 
 log = logging.getLogger(__name__)
 OP_TIMEOUT = 10.0
@@ -182,16 +181,24 @@ async def own_row_if_needed(replicator) -> list[dict]:
     whole row) the copy a peer keeps of it, with the subscriptions that peer recorded.
     """
     mine = (await node_rows(replicator)).get(replicator.node)
-    if mine is not None and mine.get("url") == replicator.url:
+    fresh = own_row(replicator)
+    if mine is not None and all(mine.get(k) == fresh[k] for k in ("url", "node_id")):
         return []
-    return [own_row(replicator)]
+    return [fresh]
 
 
 def own_row(replicator) -> dict:
-    return {"name": replicator.node, "url": replicator.url, "replicates": True}
+    """Return this node's hdb_nodes row: its name, url and node id (kept with its data)."""
+    return {
+        "name": replicator.node,
+        "url": replicator.url,
+        "replicates": True,
+        "node_id": replicator.storage.node_id,
+    }
 
 
 async def remove_node(replicator, body: dict) -> dict:
+    """Remove a node everywhere, after (bounded) waiting for its writes to arrive here."""
     name = body.get("hostname") or body.get("node_name") or body.get("name")
     if not isinstance(name, str) or not name:
         raise ClientError("remove_node needs 'hostname'")
@@ -199,6 +206,8 @@ async def remove_node(replicator, body: dict) -> dict:
     row = rows.get(name) or next((r for r in rows.values() if r.get("url") == name), None)
     if row is None:
         raise NotFound(f"{name} does not exist")
+    answer: dict = {"message": f"Successfully removed '{name}' from cluster"}
+    answer.update(await _drain_leaving(replicator, row))
     await replicator.write_nodes([row["name"]], kind="delete")
     try:
         await call_peer(
@@ -210,21 +219,37 @@ async def remove_node(replicator, body: dict) -> dict:
     except ClientError as exc:
         log.info("remove_node_back to %s failed (it may be offline): %s", name, exc)
     await replicator.reconcile()
-    return {"message": f"Successfully removed '{name}' from cluster"}
+    return answer
+
+
+async def _drain_leaving(replicator, row: dict) -> dict:
+    """Let a live node's writes reach this node before it leaves; say what did not."""
+    try:
+        heads = await call_peer(replicator, row["url"], None, {"operation": "origin_heads"})
+    except ClientError as exc:
+        return {
+            "warning": f"{row['name']} could not be asked how far its writes go ({exc}); "
+            "any it had not sent yet stay on it only"
+        }
+    missing = await departure.drain(replicator, heads if isinstance(heads, dict) else {})
+    if not missing:
+        return {}
+    return {
+        "warning": f"{row['name']} left before all its writes arrived here",
+        "undelivered": missing,
+    }
 
 
 async def handle_peer_operation(replicator, body: dict, identity) -> dict:
-    """Serve add_node_back / remove_node_back from a peer."""
+    """Serve add_node_back / remove_node_back / origin_heads from a peer."""
     op = body.get("operation")
     if op == "add_node_back":
         return await _add_node_back(replicator, body)
     if op == "remove_node_back":
-        rows = await node_rows(replicator)
-        db = replicator.storage.get(SYSTEM)
-        await db.write(ForgetRows(NODES, list(rows)))  # local only: must not replicate
-        replicator.routes = []
-        await replicator.reconcile()
+        await departure.forget_cluster(replicator)
         return {"node": replicator.node}
+    if op == "origin_heads":
+        return await departure.origin_heads(replicator)
     raise ClientError(f"unknown peer operation {op!r}")
 
 

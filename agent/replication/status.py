@@ -105,6 +105,7 @@ def cluster_status(replicator) -> dict:
     return {
         "type": "cluster-status",
         "node_name": replicator.node,
+        "node_id": replicator.storage.node_id,
         "url": replicator.url,
         "is_enabled": True,
         "connections": connections,

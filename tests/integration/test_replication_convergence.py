@@ -237,3 +237,48 @@ def test_a_node_rebuilt_under_the_same_name_with_a_slow_clock_keeps_its_writes(t
         wait_for(lambda: _agree([a, b]), 15, what="identical rows and versions")
     finally:
         cluster.kill_all()
+
+
+def test_removed_then_added_through_another_member_reconnects_to_every_member(tmp_path):
+    cluster = Cluster(tmp_path, 3).start()
+    try:
+        a, b, c = cluster
+        _table(a)
+        cluster.join()
+        _insert(b, [f"before{i}" for i in range(5)])
+        wait_for(lambda: len(_ids(c)) == 5, 15, what="b's writes on c")
+        answer = a.op({"operation": "remove_node", "hostname": b.host})
+        assert "warning" not in answer, answer
+        wait_for(lambda: b.node_rows() == [], 15, what="b forgetting its peers")
+        _insert(b, ["while-out"])  # b, alone, still takes writes
+        _insert(a, ["a-while-b-out"])
+        c.join(b)  # added back through another member than the one that removed it
+        cluster.wait_connected(30)
+        _insert(b, ["after"])
+        _insert(c, ["c-after"])
+        want = {f"before{i}" for i in range(5)} | {"while-out", "a-while-b-out", "after", "c-after"}
+        for node in cluster:
+            wait_for(lambda node=node: _ids(node) == want, 30, what=f"everything on {node.host}")
+        wait_for(lambda: _agree([a, b, c]), 15, what="identical rows and versions")
+    finally:
+        cluster.kill_all()
+
+
+def test_remove_node_waits_for_the_leaving_nodes_writes(tmp_path):
+    cluster = Cluster(tmp_path, 3).start()
+    try:
+        a, b, c = cluster
+        _table(a)
+        cluster.join()
+        acked = []
+        for i in range(20):
+            _insert(b, [f"last{i}"])
+            acked.append(f"last{i}")
+        answer = a.op({"operation": "remove_node", "hostname": b.host})  # right away
+        assert "undelivered" not in answer, answer
+        assert set(acked) <= _ids(a)  # arrived before remove_node answered
+        wait_for(lambda: set(acked) <= _ids(c), 20, what="b's last writes reaching c")
+        heads = a.op({"operation": "cluster_status"})
+        assert b.host not in {conn["name"] for conn in heads["connections"]}
+    finally:
+        cluster.kill_all()
