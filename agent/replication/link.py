@@ -24,7 +24,7 @@ from agent.core.errors import RemoteProtocolError
 from agent.core.subscription import COPYING, STREAMING, Subscriber
 from agent.errors import StreamGap
 from agent.replication.connection import LinkClosed
-from agent.replication.transport import DialError, dial
+from agent.replication.transport import DialError
 from agent.storage import identity, txlog
 from agent.storage.apply import (
     ConfirmOwn,
@@ -54,6 +54,7 @@ class LinkState:
     gaps: int = 0  # applies refused because they did not continue what was applied
     last_gap: str | None = None
     clock_refusals: int = 0  # transactions refused by the clock guard
+    down_since: float | None = field(default_factory=time.time)  # None while connected
     extra: dict = field(default_factory=dict)
 
 
@@ -131,6 +132,8 @@ class SubscriberLink:
     def _disconnected(self) -> None:
         was = self.state.connected
         self.state.connected = False
+        if was:
+            self.state.down_since = time.time()
         if self._conn is not None:
             asyncio.ensure_future(self._conn.close())
             self._conn = None
@@ -139,7 +142,7 @@ class SubscriberLink:
 
     async def _session(self) -> None:
         rep = self.replicator
-        conn = await dial(
+        conn = await rep.dial(
             self.peer.url,
             headers=self.peer.headers(),
             local_host=rep.local_host,
@@ -161,6 +164,7 @@ class SubscriberLink:
         await self._check_rolled_back(db, welcome)
         await rep.welcomed(self, welcome)
         self.state.connected = True
+        self.state.down_since = None
         self.state.sessions += 1
         await self._subscribe()
         rep.link_changed(self)

@@ -67,6 +67,12 @@ def socket_status(link, session, now: float, names=None) -> dict:
         "recordsReceived": stats.records if stats else 0,
         "copy": _copy(stats, now) if stats else None,
     }
+    if not streaming:
+        # A down link has no current latency, lag or backlog: showing the last ones would
+        # make it look healthy. Say since when it is down instead (and why, below).
+        out.update(latency=None, lagSeconds=None, recordsBehind=None, clockOffsetMs=None)
+        out["lastReceivedStatus"] = "Disconnected"
+        out["downSince"] = _date(link.state.down_since) if link else None
     if link:
         out["gaps"] = link.state.gaps
         out["clockRefusals"] = link.state.clock_refusals

@@ -387,6 +387,10 @@ def test_a_black_holed_link_is_reported_down_not_healthy(tmp_path):
                 what="b to report its link to a as down",
             )
             assert down["lastConnectionError"]["reason"]
+            # nothing stale that would make a dead link look healthy
+            assert down["lastReceivedStatus"] == "Disconnected" and down["downSince"]
+            assert down["latency"] is None and down["recordsBehind"] is None
+            assert down["lagSeconds"] is None
         wait_for(lambda: search_ids(b, "dev", "dog", ["while-cut"]), 20, what="delivery after")
         healed = wait_for(
             lambda: (lambda s: s if s["connected"] else None)(socket_of(b, a)), 10, 0.1
