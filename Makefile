@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+SEED ?= 1
+NODES ?= 3
+MINUTES ?= 3
+CHAOS_ARGS ?=
 
-.PHONY: install test lint run demo bench man clean
+.PHONY: install test lint run demo bench man chaos clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +35,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	@if [ -f bench/replication.py ]; then $(BIN)/python bench/replication.py; fi
+
+# A seeded fault run against real agents; the same SEED replays the same schedule.
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos/chaos.py --seed $(SEED) --nodes $(NODES) --minutes $(MINUTES) $(CHAOS_ARGS)
 
 man: $(STAMP)
 	$(BIN)/python tools/make_man.py

@@ -205,6 +205,16 @@ class Agent:
             self.proc.wait(10)
         self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP the agent's process group: a hung node whose sockets stay open."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT what `pause` stopped."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def rss(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as fh:
             for line in fh:

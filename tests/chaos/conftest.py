@@ -1,0 +1,8 @@
+"""Chaos tests import the harness modules beside them (chaos.py, faults.py, ...)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
