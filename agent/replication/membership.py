@@ -21,7 +21,7 @@ from agent.core.routes import RouteError, parse_route
 from agent.errors import ClientError, NotFound
 from agent.replication import departure, joinusers
 from agent.replication.peers import authorization_header, normalize_url, start_version
-from agent.replication.transport import DialError, dial
+from agent.replication.transport import DialError
 from agent.storage import query
 from agent.storage.system import NODES, SYSTEM
 
@@ -86,7 +86,7 @@ async def call_peer(replicator, url: str, header: str | None, body: dict) -> dic
     """Run one operation on a peer over a replication connection; raise ClientError if refused."""
     headers = {"Authorization": header} if header else {}
     try:
-        conn = await dial(
+        conn = await replicator.dial(
             url, headers=headers, local_host=replicator.local_host, timeout=OP_TIMEOUT
         )
     except DialError as exc:

@@ -18,7 +18,7 @@ from agent.core.messages import decode_changes
 from agent.core.relay import assign_origins
 from agent.core.routes import Dialing
 from agent.core.subscription import COPYING, STREAMING, Timing
-from agent.replication import credentials
+from agent.replication import credentials, transport
 from agent.replication.endpoint import Endpoint
 from agent.replication.link import SubscriberLink
 from agent.replication.peers import Peer, normalize_url, resolve, route_peer
@@ -56,6 +56,9 @@ def own_url(config, node: str) -> str:
 
 class Replicator:
     """Own every link of this node and answer cluster questions about them."""
+
+    # How links and membership reach a peer: a seam, so a test can dial an in-memory network.
+    dial = staticmethod(transport.dial)
 
     def __init__(self, node: str, config, storage, authenticator) -> None:
         self.node = node

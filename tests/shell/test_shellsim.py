@@ -1,0 +1,127 @@
+"""The real replication shell under seeded faults, over an in-memory network (shellsim.py).
+
+Property: after healing, every node holds identical rows, versions and cursors, every
+acknowledged write is present or superseded by a later version, and no log has a hole below
+its cursor. Set SHELLSIM_SEED to replay a schedule (approximately: see shellsim.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from schedule import DATA, Plan, Schedule
+from shellsim import Blocker, Cluster, SimNode
+
+from agent.storage.writes import WriteOp
+
+PRUNING = {"logging.auditRetention": "1s", "replication.tombstoneRetention": "2s"}
+
+
+def seed_for(default: int) -> int:
+    seed = int(os.environ.get("SHELLSIM_SEED", default))
+    print(f"shellsim seed {seed}")
+    return seed
+
+
+async def run(tmp_path, seed: int, plan: Plan, settings: dict | None = None) -> Cluster:
+    """Start three nodes, run the schedule, heal, and wait until they converge."""
+    cluster = Cluster(tmp_path, seed, 3, settings)
+    try:
+        await cluster.start({DATA: ["a", "b"]})
+        await Schedule(cluster, plan).run()
+        took = await cluster.converge()
+        cluster.note(f"converged in {took:.1f}s")
+    finally:
+        await cluster.close()
+    print("\n".join(cluster.log))
+    return cluster
+
+
+async def test_drops_and_crashes_lose_no_acknowledged_write(tmp_path) -> None:
+    cluster = await run(tmp_path, seed_for(101), Plan(drops=True, crashes=True))
+    assert len(cluster.acked) > 40
+    assert any("crash" in line for line in cluster.log)
+
+
+async def test_partitions_and_pruning_past_retention_converge(tmp_path) -> None:
+    plan = Plan(partitions=True, prune=True, crashes=False, steps=110)
+    cluster = await run(tmp_path, seed_for(202), plan, PRUNING)
+    assert any(" prune " in line for line in cluster.log)
+    assert any("partition" in line for line in cluster.log)
+
+
+# --- a session ending while applies wait in the writer ---------------------------------------
+
+
+async def _two_nodes(tmp_path) -> tuple[Cluster, SimNode, SimNode]:
+    cluster = Cluster(tmp_path, seed_for(303), 2)
+    await cluster.start({DATA: ["a"]})
+    source, sink = cluster.nodes["n0"], cluster.nodes["n1"]
+    sink.faults.install(sink.storage)  # counts the applies queued in the sink's writer
+    await cluster.wait_until(lambda: _streaming(sink, source, DATA), 10, "n1 streams from n0")
+    return cluster, source, sink
+
+
+def _streaming(node: SimNode, peer: SimNode, database: str) -> bool:
+    links = [p.links.get(database) for p in node.replicator.peers.values() if p.name == peer.name]
+    return bool(links and links[0] and links[0].streaming)
+
+
+async def _queue_applies(cluster: Cluster, source: SimNode, sink: SimNode, count: int) -> Blocker:
+    """Hold the sink's writer and write `count` transactions on the source; return the
+    blocker once all of them wait in the sink's writer queue."""
+    blocker = Blocker()
+    sink.storage.get(DATA).submit(blocker)
+    await asyncio.to_thread(blocker.running.wait, 10)
+    before = sink.faults.seen
+    for i in range(count):
+        op = WriteOp("insert", "a", [{"id": f"q{i}"}])
+        assert await cluster.transact(source.name, DATA, [op])
+    await cluster.wait_until(
+        lambda: sink.faults.seen - before >= count, 10, "the applies are queued in the writer"
+    )
+    return blocker
+
+
+async def test_session_end_keeps_queued_applies(tmp_path) -> None:
+    """Applies queued when the session ends still commit, without a new session.
+
+    Fails on a shell that cancels queued applies when its session ends (the old one did):
+    with the peer partitioned away, nothing else could bring them.
+    """
+    cluster, source, sink = await _two_nodes(tmp_path)
+    try:
+        blocker = await _queue_applies(cluster, source, sink, 8)
+        cluster.net.partition(source.name, sink.name)
+        cluster.note(f"dropped {cluster.net.drop(source.name, sink.name)} connections")
+        await asyncio.sleep(0.2)  # the session is over while the applies still wait
+        blocker.release.set()
+        origin = source.storage.get(DATA).origin_id
+        head = source.cursor(DATA, origin)
+        await cluster.wait_until(
+            lambda: sink.cursor(DATA, origin) == head, 10, "the queued applies committed"
+        )
+        cluster.net.heal()
+        await cluster.converge(20)
+    finally:
+        await cluster.close()
+
+
+async def test_lost_apply_is_refused_as_a_gap_never_skipped(tmp_path) -> None:
+    """A queued apply that never runs must stop its origin's cursor, not be passed over.
+
+    The third of eight queued applies vanishes (as when a shell lost queued applies) and the
+    session ends; the later ones must be refused as gaps and sent again by the next session.
+    Fails if storage applied a transaction past a hole in its origin's sequence.
+    """
+    cluster, source, sink = await _two_nodes(tmp_path)
+    try:
+        sink.faults.arm(lose=1, skip=2)
+        blocker = await _queue_applies(cluster, source, sink, 8)
+        cluster.note(f"dropped {cluster.net.drop(source.name, sink.name)} connections")
+        blocker.release.set()
+        await cluster.converge(20)
+        assert sink.faults.lost, "the fault did not fire"
+    finally:
+        await cluster.close()
