@@ -83,3 +83,17 @@ def scoped(origin_id: str, scope: str | None) -> str:
 def scope_of(tables: list[str] | None) -> str | None:
     """Return the scope of a stream carrying `tables` (None: every table)."""
     return None if tables is None else ",".join(sorted(set(tables)))
+
+
+def lacks_before(horizon: int, mine: Mapping[str, int], theirs: Mapping[str, int]) -> bool:
+    """Return True when a peer lacks some origin's writes older than our tombstone horizon.
+
+    `mine`/`theirs`: the version of the last transaction applied per origin, here and on the
+    peer. Such a peer may still hold rows we deleted long ago (our tombstones are gone), so
+    its snapshot must not give us back rows older than the horizon that we lack. A peer that
+    has everything up to the horizon from every origin also has those deletes, so rows it
+    holds that we lack are real, however old: writes that simply reached us late.
+    """
+    if not horizon:
+        return False
+    return any(theirs.get(o, 0) < min(horizon, v) for o, v in mine.items())

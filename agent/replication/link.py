@@ -58,6 +58,11 @@ class LinkState:
     extra: dict = field(default_factory=dict)
 
 
+def _seen(future) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio will not report it as never retrieved
+
+
 def _own_state(conn, origin_id: str, seq: int) -> tuple[int, int | None]:
     return txlog.cursor(conn, origin_id)[0], txlog.entry_version(conn, origin_id, seq)
 
@@ -104,6 +109,7 @@ class SubscriberLink:
         delay = self.replicator.retry_interval
         while True:
             started = time.monotonic()
+            sessions, refusals = self.state.sessions, self.state.clock_refusals
             try:
                 await self._session()
             except asyncio.CancelledError:
@@ -119,7 +125,11 @@ class SubscriberLink:
                 self._failed(f"{type(exc).__name__}: {exc}")
             finally:
                 self._disconnected()
-            if time.monotonic() - started > 10:
+            # Back off only while the peer cannot be reached or refuses: a session that got
+            # as far as subscribing ended for a reason of its own (a gap, a restart, a stall),
+            # and waiting long then only keeps data from flowing.
+            refused = self.state.clock_refusals > refusals  # retrying soon changes nothing
+            if (self.state.sessions > sessions and not refused) or time.monotonic() - started > 10:
                 delay = self.replicator.retry_interval
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(MAX_BACKOFF, delay * 2)
@@ -262,9 +272,15 @@ class SubscriberLink:
             await self._flush()
 
     def _submit(self, job):
-        """Queue a job in the writer now, in order; the future is never cancelled."""
+        """Queue a job in the writer now, in order; the future is never cancelled.
+
+        A session that ends leaves its queued jobs running; the refusals among them (gaps
+        behind the first one) are expected and nobody awaits them, so they are marked seen.
+        """
         db = self.replicator.storage.get(self.database)
-        return db.submit_async(job)
+        future = db.submit_async(job)
+        future.add_done_callback(_seen)
+        return future
 
     async def _event(self, event, pending: asyncio.Queue) -> None:
         rep = self.replicator
@@ -307,6 +323,7 @@ class SubscriberLink:
         self.machine.stats.copy_done = copied
         rep = self.replicator
         job = SnapshotChunk(self.database, msg, self.machine.peer, state, rep.storage.clock)
+        job.peer_versions = self._welcome_versions
         horizon = self.state.extra.get("horizon") or 0
         if horizon:
             db = rep.storage.get(self.database)

@@ -20,7 +20,7 @@ from typing import Any
 
 from agent import jsonx
 from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT, Write
-from agent.core.cursors import DUPLICATE, GAP, classify, scoped
+from agent.core.cursors import DUPLICATE, GAP, classify, lacks_before, scoped
 from agent.core.messages import decode_changes
 from agent.errors import StreamGap
 from agent.storage import catalog as cat
@@ -164,8 +164,9 @@ class SnapshotChunk:
     With a tombstone `horizon` (the peer's), rows of this node in the chunk's key range that
     the peer does not have and that are older than the horizon are deleted: the peer forgot
     their delete's tombstone. This node's own writes the peer has not received are kept.
-    The other way round, a row older than this node's own horizon that this node does not
-    have is not taken: this node may have deleted it and forgotten the tombstone.
+    The other way round, from a peer that lacks writes older than this node's own horizon,
+    a row older than that horizon which this node does not have is not taken: this node may
+    have deleted it and forgotten the tombstone, while the peer never heard of the delete.
     """
 
     durable = False  # see Writer._sync_for: the peer holds it durably
@@ -181,6 +182,9 @@ class SnapshotChunk:
         self.records = max(len(msg.rows), 1)
         self.horizon = 0
         self.keep_mine: tuple[str, int] = ("", 0)  # (my name, newest version the peer has)
+        # the peer's cursor versions (Welcome): a peer that lacks writes older than our
+        # tombstone horizon must not give back rows we may have deleted (lacks_before)
+        self.peer_versions: dict[str, int] | None = None
 
     def run(self, ctx: JobContext) -> int:
         msg = self.msg
@@ -200,9 +204,11 @@ class SnapshotChunk:
             remember_version(ctx.conn, top)
         if self.horizon:
             rows.forget_absent(ctx.conn, info.name, msg, self.horizon, self.keep_mine)
-        own_horizon = tombstone_horizon(ctx.conn)
-        if own_horizon:
-            prepared = rows.without_forgotten(ctx.conn, info.name, prepared, own_horizon)
+        if self.peer_versions is not None:
+            own_horizon = tombstone_horizon(ctx.conn)
+            mine = txlog.cursor_versions(ctx.conn)
+            if lacks_before(own_horizon, mine, self.peer_versions):
+                prepared = rows.without_forgotten(ctx.conn, info.name, prepared, own_horizon)
         won = rows.apply_lww(ctx.conn, info.name, prepared)
         save_meta(ctx.conn, COPY_STATE + self.peer, self.state)
         return won
