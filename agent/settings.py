@@ -369,7 +369,7 @@ SETTINGS: tuple[Setting, ...] = (
         "replication.retryInterval",
         "duration",
         "500ms",
-        "First re-dial delay of a lost link; it doubles up to 30 s (bare numbers in ms).",
+        "First re-dial delay of a lost link; it doubles up to 5 s (bare numbers in ms).",
         unit="ms",
     ),
     Setting(

@@ -39,7 +39,9 @@ from agent.storage.apply import (
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 256
-MAX_BACKOFF = 30.0
+# A re-dial costs one refused or timed-out connect; waiting longer than this after a peer
+# comes back (a healed partition, a restart) only keeps the cluster apart for longer.
+MAX_BACKOFF = 5.0
 
 
 @dataclass
