@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
-from check import Contents, agree, check, row_counts  # noqa: E402
+from check import Contents, agree, behind, check, row_counts  # noqa: E402
 from cluster import ChaosCluster  # noqa: E402
 from faults import (  # noqa: E402
     KINDS,
@@ -178,11 +178,18 @@ def converge(cluster: ChaosCluster, timeout: float, log: Callable[[str], None]):
     """Poll every node's file until all agree; return (seconds taken or None, contents)."""
     healed = time.monotonic()
     contents: Contents = {}
+    shown = healed
     while True:
         try:
             contents = cluster.contents()
             if agree(contents):
                 return time.monotonic() - healed, contents
+            if time.monotonic() - shown >= 5.0:  # who is behind, while we wait
+                shown = time.monotonic()
+                log(
+                    f"waiting for agreement; ids each node lacks the newest row of: "
+                    f"{behind(contents)}"
+                )
         except sqlite3.Error as exc:  # a file mid-checkpoint: read again next round
             log(f"reading node files: {exc}")
         if time.monotonic() - healed > timeout:

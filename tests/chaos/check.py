@@ -79,6 +79,37 @@ def read_node(path: Path) -> NodeContents:
     return contents
 
 
+def tombstone_horizon(path: Path) -> int:
+    """Return a node's tombstone horizon: it may have pruned tombstones older than this."""
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        row = conn.execute("SELECT value FROM _meta WHERE key = 'tombstone_horizon'").fetchone()
+        return int(row[0]) if row else 0
+    except sqlite3.Error:  # an older agent without the table or key
+        return 0
+    finally:
+        conn.close()
+
+
+def without_expired(contents: Contents, horizon: int) -> Contents:
+    """Drop tombstones older than `horizon`: nodes prune them each on its own schedule.
+
+    A tombstone past tombstone retention is gone on one node and not yet on another for a
+    few seconds; that is not divergence. Live rows and newer tombstones are all compared.
+    """
+    if not horizon:
+        return contents
+    return {
+        node: {
+            table: {pk: row for pk, row in rows.items() if row[0] is not None or row[1] >= horizon}
+            for table, rows in tables.items()
+        }
+        for node, tables in contents.items()
+    }
+
+
 def token_of(row: Row | None) -> str | None:
     """Return the token a live row carries, None for an absent row or a tombstone."""
     if row is None or row[0] is None:
@@ -114,6 +145,18 @@ def divergent(contents: Contents) -> list[tuple[str, Any]]:
 def agree(contents: Contents) -> bool:
     """True when every node holds exactly the same rows."""
     return not divergent(contents)
+
+
+def behind(contents: Contents) -> dict[str, int]:
+    """Count, per node, the divergent ids where it lacks the newest row some node has."""
+    out: dict[str, int] = {}
+    for table, pk in divergent(contents):
+        rows = {node: tables[table].get(pk) for node, tables in contents.items()}
+        newest = max((r[1] for r in rows.values() if r is not None), default=0)
+        for node, row in rows.items():
+            if row is None or row[1] < newest:
+                out[node] = out.get(node, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def check(writes: list[Write], contents: Contents) -> Findings:

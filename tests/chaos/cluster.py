@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from check import Contents, NodeContents, read_node
+from check import Contents, NodeContents, read_node, tombstone_horizon, without_expired
 from harness import FAST_REPLICATION, Agent, wait_for
 from workload import DATABASE, Target
 
@@ -200,10 +200,13 @@ class ChaosCluster:
         and renaming one-to-one changes no comparison.
         """
         names = {agent.host: name for name, agent in self.agents.items()}
-        return {
-            name: renamed(read_node(agent.root / "database" / f"{DATABASE}.sqlite"), names)
+        files = {
+            name: agent.root / "database" / f"{DATABASE}.sqlite"
             for name, agent in self.agents.items()
         }
+        horizon = max((tombstone_horizon(path) for path in files.values()), default=0)
+        contents = {name: renamed(read_node(path), names) for name, path in files.items()}
+        return without_expired(contents, horizon)
 
     def shutdown(self) -> None:
         """SIGCONT then SIGKILL every agent; their roots stay for the logs."""

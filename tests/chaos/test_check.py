@@ -147,3 +147,17 @@ def test_the_schedule_is_the_same_for_a_seed_and_never_overlaps():
         assert after.at >= before.at + before.duration
     assert all(f.at + f.duration <= 600 for f in first)
     assert sum(f.kind == "join" for f in first) <= 2
+
+
+def test_tombstones_past_the_horizon_are_not_divergence_but_live_rows_still_are():
+    from check import TABLES, divergent, without_expired
+
+    def node(items: dict) -> dict:
+        return {table: dict(items) if table == "items" else {} for table in TABLES}
+
+    old_tombstone, live = (None, 5, "n0"), ('{"token": "t"}', 5, "n0")
+    pruned_here = {"n0": node({"k": old_tombstone}), "n1": node({})}
+    assert divergent(pruned_here) and not divergent(without_expired(pruned_here, 10))
+    assert divergent(without_expired(pruned_here, 5))  # not older than the horizon: compared
+    resurrected = {"n0": node({"k": old_tombstone}), "n1": node({"k": live})}
+    assert divergent(without_expired(resurrected, 10))
