@@ -16,7 +16,7 @@ from faults import iptables_usable, make_schedule
 from report import failure_text, summary
 
 SEED = 3
-SECONDS = 100
+SECONDS = 120  # the issue asks CI for a two-minute seeded run with kills
 
 
 def faults() -> list[str]:
