@@ -54,16 +54,22 @@ class Fault:
 def make_schedule(
     seed: int, kinds: list[str], nodes: int, seconds: float, retention: float
 ) -> list[Fault]:
-    """Draw faults until the window of `seconds` is full; the same seed gives the same list."""
+    """Draw faults until the window of `seconds` is full; the same seed gives the same list.
+
+    Kinds come from a shuffled bag, so a run plays every kind it was given before repeating
+    one (as far as the window allows): a seed never skips kills by chance.
+    """
     rng = random.Random(seed)
     names = [f"n{i}" for i in range(nodes)]
     faults: list[Fault] = []
     at, joins = rng.uniform(4.0, 8.0), 0
+    bag: list[str] = []  # every kind once, in a seeded order, before any kind again
     while True:
         allowed = [k for k in kinds if k != "join" or joins < MAX_JOINS]
         if not allowed:
             return faults
-        kind = rng.choice(allowed)
+        bag = [k for k in bag if k in allowed] or rng.sample(allowed, len(allowed))
+        kind = bag.pop(0)
         fault = _draw(rng, kind, at, names, retention, f"n{nodes + joins}")
         if at + fault.duration > seconds:
             return faults
