@@ -265,25 +265,25 @@ class Cluster:
 
     def wait_connected(self, timeout: float = 20.0) -> None:
         """Wait until every node streams every database from every other node."""
-        size = len(self.nodes)
-
-        def meshed() -> bool:
-            for node in self.nodes:
-                status = node.op({"operation": "cluster_status"})
-                live = [
-                    c
-                    for c in status["connections"]
-                    if c["database_sockets"] and all(s["connected"] for s in c["database_sockets"])
-                ]
-                if len(live) < size - 1:
-                    return False
-            return True
-
-        wait_for(meshed, timeout, 0.1, "a full mesh")
+        wait_for(lambda: meshed(self.nodes), timeout, 0.1, "a full mesh")
 
     def kill_all(self) -> None:
         for node in self.nodes:
             node.kill()
+
+
+def meshed(agents: list[Agent], timeout: float = 30.0) -> bool:
+    """True when every agent streams every database from every other one."""
+    for agent in agents:
+        status = agent.op({"operation": "cluster_status"}, timeout=timeout)
+        live = [
+            c
+            for c in status["connections"]
+            if c["database_sockets"] and all(s["connected"] for s in c["database_sockets"])
+        ]
+        if len(live) < len(agents) - 1:
+            return False
+    return True
 
 
 def search_ids(node: Agent, database: str, table: str, ids: list) -> list:

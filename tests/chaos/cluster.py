@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from check import Contents, NodeContents, read_node, tombstone_horizon, without_expired
-from harness import FAST_REPLICATION, Agent, wait_for
+from harness import FAST_REPLICATION, Agent, meshed, wait_for
 from workload import DATABASE, Target
 
 TABLES = ("items", "hot", "pair_a", "pair_b")
@@ -109,17 +109,7 @@ class ChaosCluster:
 
     def meshed(self) -> bool:
         """True when every node streams every database from every other node."""
-        size = len(self.agents)
-        for agent in self.agents.values():
-            status = agent.op({"operation": "cluster_status"}, timeout=3)
-            live = [
-                c
-                for c in status["connections"]
-                if c["database_sockets"] and all(s["connected"] for s in c["database_sockets"])
-            ]
-            if len(live) < size - 1:
-                return False
-        return True
+        return meshed(list(self.agents.values()), timeout=3)
 
     def wait_mesh(self, timeout: float, must: bool = False) -> bool:
         """Wait for a full mesh; after a fault a slow recovery is logged, not fatal."""
