@@ -7,6 +7,7 @@ SIGKILL when they need a crash. Waits poll a condition against a deadline; no ba
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import signal
@@ -59,11 +60,16 @@ def wait_for(
 
 
 def _merge(base: dict, extra: dict) -> dict:
+    """Merge `extra` into `base` (nested dicts key by key); `extra` is copied, never shared.
+
+    Sharing it let one test's config leak into every later cluster of the run: a nested
+    dict of FAST_REPLICATION, once shared, was mutated by the next merge into it.
+    """
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value)
         else:
-            base[key] = value
+            base[key] = copy.deepcopy(value)
     return base
 
 

@@ -86,6 +86,7 @@ class SubscriberLink:
         self.peer_cursors: dict[str, int] = {}  # what the peer held at the last Welcome
         self._welcome_versions: dict[str, int] = {}
         self.scope: str | None = None  # the tables this link carries, when filtered
+        self._after_copy = False  # a relay change arrived during the copy: ask again after
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"link-{self.peer.key}-{self.database}")
@@ -241,7 +242,7 @@ class SubscriberLink:
         await self._flush()
 
     async def _pump(self) -> None:
-        self._copy_done = asyncio.Event()
+        self._after_copy = False
         pending: asyncio.Queue = asyncio.Queue(MAX_PENDING)
         acker = asyncio.create_task(self._ack(pending))
         ticker = asyncio.create_task(self._tick())
@@ -254,9 +255,12 @@ class SubscriberLink:
                 )
                 if watcher in done:
                     if self.machine.state == COPYING:
-                        # Never abandon a copy for a relay change: ask again once it is done.
-                        await self._copy_done.wait()
-                    await self._subscribe()
+                        # Never abandon a copy for a relay change: ask again once it is done
+                        # (without waiting here: the session may end before the copy does).
+                        self._resubscribe.clear()
+                        self._after_copy = True
+                    else:
+                        await self._subscribe()
                     watcher = asyncio.create_task(self._resubscribe.wait())
                     continue
                 for task in done:
@@ -304,7 +308,9 @@ class SubscriberLink:
             await pending.put((self._submit(job), 0, 0))
             await pending.join()
             rep.copy_finished(self)
-            self._copy_done.set()
+            if self._after_copy:
+                self._after_copy = False
+                self._resubscribe.set()
         elif kind == "schema":
             db = rep.storage.get(self.database)
             await db.write(EnsureSchema(self.database, msg.tables))
