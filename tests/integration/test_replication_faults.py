@@ -114,6 +114,13 @@ def test_resumed_copy_finishes_without_starting_over(tmp_path):
         b.kill()
 
 
+def _dev_socket(node) -> dict:
+    status = node.op({"operation": "cluster_status"})
+    return [
+        s for c in status["connections"] for s in c["database_sockets"] if s["database"] == "dev"
+    ][0]
+
+
 def count_rows_offline(agent):
     import sqlite3
 
@@ -332,19 +339,15 @@ def test_beyond_retention_merge_keeps_rows_only_the_receiver_has(tmp_path):
             wait_for(lambda: pruned_past(a), 15, 0.2, what="a's log pruned")
             # a delete younger than retention: its tombstone must win in the merge
             a.op({"operation": "delete", "database": "dev", "table": "dog", "ids": ["before"]})
+            # until b gives the link up, TCP could still deliver what a had already sent
+            wait_for(lambda: not _dev_socket(b)["connected"], 15, 0.1, what="b's link down")
         for node in (a, b):
             wait_for(
                 lambda node=node: count(node, "dev", "dog") == 51, 30, what="both nodes merged"
             )
             assert search_ids(node, "dev", "dog", ["only-on-b"])
             assert not search_ids(node, "dev", "dog", ["before"])
-        status = b.op({"operation": "cluster_status"})
-        dev = [
-            s
-            for c in status["connections"]
-            for s in c["database_sockets"]
-            if s["database"] == "dev"
-        ][0]
+        dev = _dev_socket(b)
         assert dev["copy"] and dev["copy"]["reason"] == "merge"
     finally:
         cluster.kill_all()

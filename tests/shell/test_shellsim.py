@@ -79,7 +79,7 @@ async def _queue_applies(cluster: Cluster, source: SimNode, sink: SimNode, count
         op = WriteOp("insert", "a", [{"id": f"q{i}"}])
         assert await cluster.transact(source.name, DATA, [op])
     await cluster.wait_until(
-        lambda: sink.faults.seen - before >= count, 10, "the applies are queued in the writer"
+        lambda: sink.faults.seen - before >= count, 30, "the applies are queued in the writer"
     )
     return blocker
 
