@@ -292,7 +292,7 @@ class SubscriberLink:
         rep = self.replicator
         kind, msg = event.kind, event.message
         if kind == "txn":
-            self._guard_clock(msg)
+            self._guard_clock(msg.version)
             job = RemoteTransaction(self.database, msg, rep.storage.clock, self.scope)
             await pending.put((self._submit(job), msg.seq, msg.records))
         elif kind == "chunk":
@@ -321,7 +321,7 @@ class SubscriberLink:
 
     def _chunk_job(self, msg) -> SnapshotChunk:
         for row in msg.rows:
-            self._guard_clock_version(row[2])
+            self._guard_clock(row[2])
         copied = self.machine.stats.copy_done + len(msg.rows)
         state = {**self.state.extra.get("copy", {}), "table": msg.table, "copied": copied}
         # where a resumed copy continues: after this chunk's last key (an empty closing
@@ -339,10 +339,7 @@ class SubscriberLink:
             job.keep_mine = (rep.node, self._welcome_versions.get(db.origin_id, 0))
         return job
 
-    def _guard_clock(self, msg) -> None:
-        self._guard_clock_version(msg.version)
-
-    def _guard_clock_version(self, version: int) -> None:
+    def _guard_clock(self, version: int) -> None:
         """Refuse a version too far ahead of our wall clock: adopting it would be for good."""
         limit = self.replicator.max_clock_ahead_ms
         now_ms = time.time() * 1000.0

@@ -24,7 +24,7 @@ from agent.core.cursors import DUPLICATE, GAP, classify, lacks_before, scoped
 from agent.core.messages import decode_changes
 from agent.errors import StreamGap
 from agent.storage import catalog as cat
-from agent.storage import rows, schema, txlog
+from agent.storage import meta, rows, schema, txlog
 from agent.storage.clock import SharedClock
 from agent.storage.writer import Committed, JobContext
 from agent.storage.writes import remember_version, tombstone_horizon
@@ -284,11 +284,7 @@ class ConfirmOwn:
         self.seq = seq
 
     def run(self, ctx: JobContext) -> None:
-        ctx.conn.execute(
-            f"INSERT INTO _meta VALUES ('{CONFIRMED}', ?) ON CONFLICT(key) DO UPDATE "
-            "SET value = max(value, excluded.value)",
-            (self.seq,),
-        )
+        meta.raise_to(ctx.conn, CONFIRMED, self.seq)
 
 
 class Reidentify:
@@ -309,8 +305,7 @@ class Reidentify:
         from agent.storage import identity
 
         old, new = ctx.origin_id, self.new_origin
-        row = ctx.conn.execute(f"SELECT value FROM _meta WHERE key = '{CONFIRMED}'").fetchone()
-        confirmed = int(row[0]) if row else 0
+        confirmed = int(meta.read(ctx.conn, CONFIRMED) or 0)
         moved = ctx.conn.execute(
             "SELECT seq, version FROM _txlog WHERE origin_id = ? AND oseq > ? ORDER BY oseq",
             (old, confirmed),
@@ -325,8 +320,8 @@ class Reidentify:
         ctx.conn.execute(
             "UPDATE _cursors SET seq = ?, version = ? WHERE origin = ?", (confirmed, back, old)
         )
-        ctx.conn.execute(f"DELETE FROM _meta WHERE key = '{CONFIRMED}'")
-        identity.write(ctx.conn, identity.ORIGIN_ID, new)
+        ctx.conn.execute("DELETE FROM _meta WHERE key = ?", (CONFIRMED,))
+        meta.write(ctx.conn, identity.ORIGIN_ID, new)
         # At once, so that later jobs of this batch already write under the new id: a
         # sequence of the old one would collide with a write the peers hold.
         self.database.origin_id = new

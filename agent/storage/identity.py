@@ -13,6 +13,8 @@ from __future__ import annotations
 import secrets
 import sqlite3
 
+from agent.storage import meta
+
 NODE_ID = "node_id"
 ORIGIN_ID = "origin_id"
 
@@ -22,30 +24,21 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
-def read(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM _meta WHERE key = ?", (key,)).fetchone()
-    return str(row[0]) if row and row[0] else None
-
-
-def write(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute("INSERT OR REPLACE INTO _meta VALUES (?, ?)", (key, value))
-
-
 def file_origin(conn: sqlite3.Connection, node_id: str) -> str:
     """Return the file's origin id, giving a new file the node id (or a fresh id)."""
-    found = read(conn, ORIGIN_ID)
+    found = meta.read(conn, ORIGIN_ID)
     if found:
-        return found
+        return str(found)
     origin = node_id or new_id()
-    write(conn, ORIGIN_ID, origin)  # the connection autocommits
+    meta.write(conn, ORIGIN_ID, origin)  # the connection autocommits
     return origin
 
 
 def node_id(conn: sqlite3.Connection) -> str:
     """Return the node id kept in the `system` file, making one the first time."""
-    found = read(conn, NODE_ID)
+    found = meta.read(conn, NODE_ID)
     if found:
-        return found
+        return str(found)
     made = new_id()
-    write(conn, NODE_ID, made)
+    meta.write(conn, NODE_ID, made)
     return made

@@ -17,7 +17,7 @@ from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT,
 from agent.core.messages import encode_changes
 from agent.errors import ClientError
 from agent.storage import catalog as cat
-from agent.storage import rows, txlog
+from agent.storage import meta, rows, txlog
 from agent.storage.catalog import CREATED, UPDATED, TableInfo
 from agent.storage.clock import SharedClock
 from agent.storage.writer import Committed, JobContext
@@ -225,11 +225,7 @@ def log_entry(ctx: JobContext, version: int, origin: str, at: float, writes: lis
 
 def remember_version(conn, version: int) -> None:
     """Keep the highest version stored outside the cursors (the clock observes it on open)."""
-    conn.execute(
-        "INSERT INTO _meta VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE "
-        "SET value = max(value, excluded.value)",
-        (version,),
-    )
+    meta.raise_to(conn, "hlc", version)
 
 
 class CreateTable:
@@ -327,18 +323,13 @@ class Prune:
             count, newest = rows.prune_tombstones(ctx.conn, name, below)
             pruned, top = pruned + count, max(top, newest)
         if top:
-            ctx.conn.execute(
-                f"INSERT INTO _meta VALUES ('{HORIZON}', ?) ON CONFLICT(key) DO UPDATE "
-                "SET value = max(value, excluded.value)",
-                (top + 1,),
-            )
+            meta.raise_to(ctx.conn, HORIZON, top + 1)
         return entries, pruned
 
 
 def tombstone_horizon(conn) -> int:
     """Return the version below which tombstones may have been pruned (0: none pruned)."""
-    row = conn.execute(f"SELECT value FROM _meta WHERE key = '{HORIZON}'").fetchone()
-    return int(row[0]) if row else 0
+    return int(meta.read(conn, HORIZON) or 0)
 
 
 class ForgetRows:
