@@ -153,8 +153,9 @@ class OpsServer:
         deadline = loop.time() + SHUTDOWN_TIMEOUT
         while True:
             try:
-                await asyncio.wait_for(self._idle.wait(), max(deadline - loop.time(), 0))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout_at(deadline):
+                    await self._idle.wait()
+            except TimeoutError:
                 log.warning("stopping with %d operations still running", self._in_flight)
                 return
             await asyncio.sleep(0)  # a request whose headers just arrived starts its handler

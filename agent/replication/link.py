@@ -188,7 +188,8 @@ class SubscriberLink:
             await self._conn.send(m.serialize(msg))
 
     async def _expect_welcome(self):
-        raw = await asyncio.wait_for(self._conn.recv(), self.replicator.timing.ping_timeout)
+        async with asyncio.timeout(self.replicator.timing.ping_timeout):
+            raw = await self._conn.recv()
         events = self.machine.receive(m.parse(raw), time.time())
         for event in events:
             if event.kind == "welcome":

@@ -95,8 +95,9 @@ async def call_peer(replicator, url: str, header: str | None, body: dict) -> dic
         raise ClientError(f"could not reach {url}: {exc}") from None
     try:
         await conn.send(m.serialize(m.OpRequest(1, body)))
-        reply = m.parse(await asyncio.wait_for(conn.recv(), OP_TIMEOUT))
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(OP_TIMEOUT):
+            reply = m.parse(await conn.recv())
+    except TimeoutError:
         raise ClientError(
             f"{url} did not answer {body['operation']} within {OP_TIMEOUT:.0f}s"
         ) from None

@@ -128,8 +128,9 @@ class Replicator:
             server.close()
         for server in self._servers:
             try:
-                await asyncio.wait_for(server.wait_closed(), 2)
-            except (asyncio.TimeoutError, Exception):
+                async with asyncio.timeout(2):
+                    await server.wait_closed()
+            except Exception:
                 pass
 
     def _dropped(self, database: str) -> None:

@@ -29,8 +29,9 @@ class SyncGate:
         """Wait until the copying link of `database` finishes or gives up (or `timeout`)."""
         event = self._events.setdefault(database, asyncio.Event())
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
             pass
 
     def finished(self, link) -> None:

@@ -74,8 +74,9 @@ class LogTail:
         """Wait until new entries arrive or `timeout` passes."""
         self._waiting += 1
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
+        except TimeoutError:
             pass
 
 

@@ -13,7 +13,8 @@ Frames keep their order per direction (as TCP does); each gets a seeded delay. A
 close travels behind the frames already sent, like a FIN; `abort` (a dropped connection or a
 crashed node) makes both ends see LinkClosed at once and loses what was in flight. While two
 nodes are partitioned, frames between them are held (not lost) until the partition heals or
-a side gives up on the link, and dials between them are refused. Not modelled: half-open
+a side gives up on the link, and dials between them are refused. `points` lets a test hook
+every send, receive and dial of a host (crash points). Not modelled: half-open
 connections, send-side back-pressure (the protocol's ack window bounds what is in flight).
 """
 
@@ -57,6 +58,7 @@ class End:
         return self.wire.other(self)
 
     async def send(self, data: bytes) -> None:
+        self.wire.net.point(self.node, "send")
         if self.closed:
             raise LinkClosed(self.closed)
         self.wire.carry(self.peer, data)
@@ -75,10 +77,14 @@ class End:
                     if data is EOF:
                         self.shut("closed by the peer")
                         continue
+                    self.wire.net.point(self.node, "recv")
+                    if self.closed:  # the node crashed with the frame in hand: it is lost
+                        raise LinkClosed(self.closed)
                     return data
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
+            try:  # not wait_for: on 3.11 it can swallow a cancel that meets a wake-up
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
@@ -141,6 +147,13 @@ class MemoryNetwork:
         self.hosts: dict[str, Host] = {}
         self.wires: list[Wire] = []
         self.cuts: set[frozenset[str]] = set()
+        self.points: dict[str, Callable[[str], None]] = {}  # host name -> crash-point hook
+
+    def point(self, node: str, what: str) -> None:
+        """An await point of `node`'s shell on the network (see crashpoints.py)."""
+        hook = self.points.get(node)
+        if hook is not None:
+            hook(what)
 
     def add(self, host: Host) -> None:
         self.hosts[host.ip] = host
@@ -157,6 +170,7 @@ class MemoryNetwork:
 
         async def dial(url: str, *, headers: dict | None = None, timeout: float = 10.0, **_):
             await asyncio.sleep(self.delay())
+            self.point(caller.name, "dial")
             target = self.hosts.get(urlsplit(url).hostname or "")
             if not caller.up or not current():
                 raise DialError(f"cannot reach {url}: this node is down")
