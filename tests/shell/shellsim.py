@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from converge import Report, dump_node, problems
+from crashpoints import CrashPoints
 from memnet import End, MemoryNetwork
 
 from agent.config import Config, load_config
@@ -92,10 +93,12 @@ class Stamped:
     def __init__(self, txn: LocalTransaction) -> None:
         self.txn = txn
         self.records = txn.records
+        self.outcome: tuple[list, int | None] | None = None  # set once it ran
 
     def run(self, ctx) -> tuple[list, int | None]:
         results = self.txn.run(ctx)
-        return results, ctx.entries[-1].version if ctx.entries else None
+        self.outcome = results, ctx.entries[-1].version if ctx.entries else None
+        return self.outcome
 
 
 class Blocker:
@@ -187,16 +190,23 @@ class SimNode:
         self.replicator: Replicator | None = None
         self.serving: set[asyncio.Task] = set()
         self.faults = LostApplies()
+        self.dead: list[asyncio.Task] = []  # the tasks a kill cancelled, until reaped
         net.add(self)
 
-    async def start(self) -> None:
-        """Open storage from the node's folder and start a fresh Replicator."""
+    async def start(self, points: CrashPoints | None = None) -> None:
+        """Open storage from the node's folder and start a fresh Replicator.
+
+        With `points`, every await point from here on is counted (and may be a crash).
+        """
         self.storage = Storage(self.config.database_path, self.name, synchronous="NORMAL")
         await asyncio.to_thread(self.storage.open)
         rep = Replicator(self.name, self.config, self.storage, authenticator=None)
         rep.dial = self.net.dialler(self, lambda: rep is self.replicator)
         self.replicator = rep
         self.up = True
+        self.net.points.pop(self.name, None)
+        if points is not None:
+            points.install()
         await rep.start()
 
     def accept(self, conn: End) -> None:
@@ -207,17 +217,31 @@ class SimNode:
         task.add_done_callback(self.serving.discard)
 
     async def crash(self) -> None:
-        """Stop as a killed process would: connections break, tasks die, commits stay.
+        """Stop as a killed process would: connections break, tasks die, commits stay."""
+        self.kill()
+        await self.reap()
+
+    def kill(self) -> None:
+        """The instant of a crash, synchronously: the node is down, its connections break
+        and every task of its shell is cancelled, so none of them runs another step.
+
+        Safe to call from inside one of those tasks (a crash point): it is cancelled too.
+        """
+        self.up = False
+        self.net.drop(self.name)
+        self.dead = _replicator_tasks(self.replicator) + list(self.serving)
+        for task in self.dead:
+            task.cancel()
+
+    async def reap(self) -> None:
+        """Wait for the killed tasks, then close storage with what was committed.
 
         Storage.close lets the writer finish the jobs already queued, which is the crash
         that came right after they committed; their callers may or may not hear of it.
         """
-        self.up = False
-        self.net.drop(self.name)
-        tasks = _replicator_tasks(self.replicator) + list(self.serving)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        current = asyncio.current_task()
+        await asyncio.gather(*(t for t in self.dead if t is not current), return_exceptions=True)
+        self.dead = []
         await asyncio.to_thread(self.storage.close)
 
     async def stop(self) -> None:
@@ -308,13 +332,16 @@ class Cluster:
         n = self.nodes[node]
         if not n.up:
             return []
+        job = Stamped(LocalTransaction(ops, n.storage.clock, n.name))
         try:
-            db = n.storage.get(database)
-            txn = LocalTransaction(ops, n.storage.clock, n.name)
-            results, version = await db.write(Stamped(txn))
+            results, version = await n.storage.get(database).write(job)
         except AgentError as exc:
-            self.note(f"  {node} write refused: {exc}")
-            return []
+            if job.outcome is None:
+                self.note(f"  {node} write refused: {exc}")
+                return []
+            # it committed, and the node died before telling: a crash keeps it all the same
+            self.note(f"  {node} write committed unheard: {exc}")
+            results, version = job.outcome
         acks = [
             Ack(node, database, r.table, key, version, r.kind == "delete")
             for r in results
