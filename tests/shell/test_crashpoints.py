@@ -14,9 +14,10 @@ per node, and the copy's points are sampled every third.
 
 Writes go on all the while on every node that is up: upserts over a bounded key space (so
 copies stay short enough to crash in), hot-key upserts, deletes of acknowledged keys, a few
-inserts. A write that committed on a node killed before it could answer counts as
-acknowledged: a crash keeps it all the same. At the end every acknowledged write must be on
-every node and the nodes must agree (converge.py).
+inserts, and now and then a burst of 30 at once, so that subscribers have applies queued in
+their writers when a session ends. A write that committed on a node killed before it could
+answer counts as acknowledged: a crash keeps it all the same. At the end every acknowledged
+write must be on every node and the nodes must agree (converge.py).
 
 SHELLSIM_POINTS sets how far n goes (the default keeps `make test` short; 200 covers every
 point of a copy); SHELLSIM_SEED replays the schedule of writes and pauses.
@@ -37,6 +38,7 @@ from agent.storage.writes import WriteOp
 
 POINTS = int(os.environ.get("SHELLSIM_POINTS", 60))
 KEYS = 150  # per table
+BURST = 30  # concurrent writes
 SETTINGS = {
     "logging.auditRetention": "1s",
     "replication.tombstoneRetention": "2s",
@@ -44,29 +46,35 @@ SETTINGS = {
 }
 
 
+def _op(cluster: Cluster, node: SimNode, count: int) -> WriteOp:
+    rng, roll = cluster.rng, cluster.rng.random()
+    acked = [a for a in cluster.acked[-200:] if not a.deleted]
+    if roll < 0.2 and acked:
+        ack = rng.choice(acked)
+        return WriteOp("delete", ack.table, ids=[ack.key])
+    if roll < 0.4:
+        return WriteOp("upsert", "a", [{"id": f"hot-{rng.randrange(3)}", "n": count}])
+    if roll < 0.95:  # a bounded key space keeps copies short enough to crash in
+        key = f"k-{rng.randrange(KEYS)}"
+        return WriteOp("upsert", rng.choice("ab"), [{"id": key, "by": node.name, "n": count}])
+    return WriteOp("insert", rng.choice("ab"), [{"id": f"{node.name}-{count}"}])
+
+
 async def _writes(cluster: Cluster, stop: asyncio.Event) -> int:
-    """Write on the live nodes until `stop`; prune one of them now and then."""
+    """Write on the live nodes until `stop`, now and then a burst of concurrent writes that
+    backs up the subscribers' writers; prune one node now and then."""
     rng, count = cluster.rng, 0
     while not stop.is_set():
         live = [n for n in cluster.nodes.values() if n.up]
         if not live:
             await asyncio.sleep(0.01)
             continue
-        node, count = rng.choice(live), count + 1
-        roll = rng.random()
-        acked = [a for a in cluster.acked[-200:] if not a.deleted]
-        if roll < 0.2 and acked:
-            ack = rng.choice(acked)
-            op = WriteOp("delete", ack.table, ids=[ack.key])
-        elif roll < 0.4:
-            op = WriteOp("upsert", "a", [{"id": f"hot-{rng.randrange(3)}", "n": count}])
-        elif roll < 0.95:  # a bounded key space keeps copies short enough to crash in
-            key = f"k-{rng.randrange(KEYS)}"
-            op = WriteOp("upsert", rng.choice("ab"), [{"id": key, "by": node.name, "n": count}])
-        else:
-            op = WriteOp("insert", rng.choice("ab"), [{"id": f"{node.name}-{count}"}])
-        await cluster.transact(node.name, DATA, [op])
-        if count % 50 == 0 and node.up:
+        node = rng.choice(live)
+        burst = BURST if rng.random() < 0.1 else 1
+        ops = [_op(cluster, node, count + i) for i in range(1, burst + 1)]
+        count += burst
+        await asyncio.gather(*(cluster.transact(node.name, DATA, [op]) for op in ops))
+        if count % 50 < burst and node.up:
             try:
                 await node.storage.prune(1.0, 2.0)
             except AgentError:
