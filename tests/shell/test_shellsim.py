@@ -13,6 +13,7 @@ import os
 from schedule import DATA, Plan, Schedule
 from shellsim import Blocker, Cluster, SimNode
 
+from agent.core.subscription import COPYING
 from agent.storage.writes import WriteOp
 
 PRUNING = {"logging.auditRetention": "1s", "replication.tombstoneRetention": "2s"}
@@ -123,5 +124,106 @@ async def test_lost_apply_is_refused_as_a_gap_never_skipped(tmp_path) -> None:
         blocker.release.set()
         await cluster.converge(20)
         assert sink.faults.lost, "the fault did not fire"
+    finally:
+        await cluster.close()
+
+
+# --- a relay change while a link copies ---------------------------------------------------
+
+
+def _link(node: SimNode, peer: SimNode, database: str):
+    for p in node.replicator.peers.values():
+        if p.name == peer.name:
+            return p.links.get(database)
+    return None
+
+
+def _slow_scans(node: SimNode, database: str, seconds: float) -> None:
+    """Make `node` read each copy chunk slowly (a slow disk), so a copy lasts a while."""
+    db = node.storage.get(database)
+    read = db.read
+
+    async def slow_read(fn, *args):
+        if getattr(fn, "__name__", "") == "scan":
+            await asyncio.sleep(seconds)
+        return await read(fn, *args)
+
+    db.read = slow_read
+
+
+def _asked_at_copy_end(node: SimNode, link, origin: str) -> list[bool]:
+    """Record, as each copy of `link` ends, whether it is about to ask again for `origin`.
+
+    Checked right after the link's own step at copy end (call_soon), before anything else
+    runs: a later, unrelated re-plan must not pass for the one the copy owed.
+    """
+    asked: list[bool] = []
+    finished = node.replicator.copy_finished
+
+    def copy_finished(which) -> None:
+        finished(which)
+        if which is link:
+
+            def check() -> None:  # private fields: what the link will do next
+                asked.append(link._resubscribe.is_set() or origin in link.subscribed_origins)
+
+            asyncio.get_running_loop().call_soon(check)
+
+    node.replicator.copy_finished = copy_finished
+    return asked
+
+
+async def test_relay_change_during_a_copy_is_asked_for_when_the_copy_ends(tmp_path) -> None:
+    """Defect 8: re-planning relays skipped a link that was copying, so an origin whose
+    direct link fell while another link copied was never asked of that link.
+
+    n2 streams from n0 and copies from n1 (n1 wrote while cut off from both and pruned its
+    log past those writes); while the copy runs, n0 becomes unreachable from n2. Once the copy ends,
+    n2's link to n1 must ask for n0's transactions too, and a write on n0 must reach n2
+    through n1. n2's periodic reconcile is stopped, so only the re-planning on the link
+    event can bring it. Fails if `_replan` skips copying links or the link forgets the
+    change by the end of its copy.
+    """
+    settings = {"replication.copyChunkRecords": 20, "logging.auditRetention": "1s"}
+    cluster = Cluster(tmp_path, seed_for(505), 3, settings)
+    try:
+        await cluster.start({DATA: ["a"]})
+        n0, n1, n2 = cluster.nodes.values()
+        for peer in (n0, n1):
+            await cluster.wait_until(lambda p=peer: _streaming(n2, p, DATA), 10, "n2 streams")
+        n2.replicator._reconcile_task.cancel()  # private: leave only the event-driven re-plan
+        # n1 writes while cut off from both, then prunes its log past them: n2 must copy
+        for other in (n0, n2):
+            cluster.net.partition(n1.name, other.name)
+            cluster.net.drop(n1.name, other.name)
+        rows = [{"id": f"n1-{i}"} for i in range(600)]
+        assert await cluster.transact(n1.name, DATA, [WriteOp("insert", "a", rows)])
+        await asyncio.sleep(1.2)
+        await n1.storage.prune(0.5, 0.5)
+        _slow_scans(n1, DATA, 0.1)  # 30 chunks: about three seconds of copy
+        cluster.net.heal(n1.name, n2.name)
+        copying = _link(n2, n1, DATA)
+        await cluster.wait_until(
+            lambda: copying.machine is not None and copying.machine.state == COPYING,
+            15,
+            "n2 copying from n1",
+        )
+        assert n0.storage.get(DATA).origin_id not in copying.subscribed_origins
+        cluster.net.heal(n0.name, n1.name)  # n1 can relay n0's transactions again
+        await cluster.wait_until(lambda: _streaming(n1, n0, DATA), 10, "n1 streams from n0")
+        origin = n0.storage.get(DATA).origin_id
+        asked = _asked_at_copy_end(n2, copying, origin)
+        cluster.net.partition(n0.name, n2.name)
+        cluster.note(f"partition n0|n2 during the copy: {cluster.net.drop(n0.name, n2.name)}")
+        assert copying.machine.state == COPYING, "the copy ended too soon for this test"
+        await cluster.transact(n0.name, DATA, [WriteOp("insert", "a", [{"id": "from-n0"}])])
+        head = n0.cursor(DATA, origin)
+        await cluster.wait_until(
+            lambda: n2.cursor(DATA, origin) == head, 20, "n0's write reaching n2 through n1"
+        )
+        assert origin in copying.subscribed_origins
+        assert asked == [True], "the link did not ask for n0's origin as its copy ended"
+        cluster.net.heal()
+        await cluster.converge(20)
     finally:
         await cluster.close()
