@@ -42,6 +42,14 @@ async def cluster_status(req: Request) -> dict:
     return status(_replicator(req))
 
 
+@operation("cluster_verify", super_user=True)
+async def cluster_verify(req: Request) -> dict:
+    """Compare replicated tables across the nodes; with `repair`, mend what differs."""
+    from agent.replication.verify import cluster_verify as verify
+
+    return await verify(_replicator(req), req.body)
+
+
 @operation("configure_cluster", super_user=True)
 async def configure_cluster(req: Request) -> dict:
     """Replace the whole setup: remove nodes not listed, add (or update) the listed ones."""

@@ -19,7 +19,7 @@ from agent import jsonx
 from agent.core import messages as m
 from agent.core.routes import RouteError, parse_route
 from agent.errors import ClientError, NotFound
-from agent.replication import departure, joinusers
+from agent.replication import departure, joinusers, verify
 from agent.replication.peers import authorization_header, normalize_url, start_version
 from agent.replication.transport import DialError
 from agent.storage import query
@@ -242,7 +242,7 @@ async def _drain_leaving(replicator, row: dict) -> dict:
 
 
 async def handle_peer_operation(replicator, body: dict, identity) -> dict:
-    """Serve add_node_back / remove_node_back / origin_heads from a peer."""
+    """Serve add_node_back / remove_node_back / origin_heads / verify_* from a peer."""
     op = body.get("operation")
     if op == "add_node_back":
         return await _add_node_back(replicator, body)
@@ -251,6 +251,8 @@ async def handle_peer_operation(replicator, body: dict, identity) -> dict:
         return {"node": replicator.node}
     if op == "origin_heads":
         return await departure.origin_heads(replicator)
+    if op in verify.PEER_OPERATIONS:
+        return await verify.serve(replicator, body)
     raise ClientError(f"unknown peer operation {op!r}")
 
 

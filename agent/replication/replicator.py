@@ -24,6 +24,7 @@ from agent.replication.link import SubscriberLink
 from agent.replication.peers import Peer, normalize_url, resolve, route_peer
 from agent.replication.syncgate import SyncGate
 from agent.replication.tail import LogTail, Tails
+from agent.replication.verify import Indexes
 from agent.storage import query
 from agent.storage.system import NODES, SCHEMAS, SYSTEM
 from agent.storage.writes import LocalTransaction, WriteOp
@@ -92,6 +93,8 @@ class Replicator:
         self._servers: list = []
         self._reconcile_task: asyncio.Task | None = None
         self.started = time.time()
+        self.verify_indexes = Indexes()  # cluster_verify runs this node answers for
+        self.last_verify: dict | None = None  # the last cluster_verify this node ran
 
     # --- life cycle ---------------------------------------------------------------------
 

@@ -1,0 +1,387 @@
+"""cluster_verify: compare replicated tables across the nodes, list what differs, repair it.
+
+The node asked runs the comparison (`agent.core.digests.Comparison`) and asks itself and
+every peer, over replication connections (`membership.call_peer`), for range digests and
+leaves; each node answers from an `Index` of one table built once per run (`Indexes`) on a
+reader thread. Records are compared from the newest tombstone horizon of the nodes up: below
+it, some node may have pruned a tombstone another still has.
+
+Writes go on during a run, so a key found apart may only be in flight. Candidates are read
+again on every node (up to CONFIRM_TRIES times, CONFIRM_WAIT apart) and only keys still
+apart are reported. A repair puts the winning write (last write wins; the same write with
+other content on some nodes: the content most nodes hold; a row older than a node's
+tombstone horizon that node lacks counts as a forgotten delete) on every node that differs,
+with `RepairRows`, then verifies again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.core import digests as dg
+from agent.core import messages as m
+from agent.errors import ClientError, NotFound
+from agent.storage import verify as sv
+from agent.storage.system import SYSTEM
+from agent.storage.writes import tombstone_horizon
+
+log = logging.getLogger(__name__)
+
+CONFIRM_TRIES = 4
+CONFIRM_WAIT = 0.5
+INDEX_TTL = 120.0
+MAX_INDEXES = 4
+PEER_OPERATIONS = {
+    "verify_table",
+    "verify_digests",
+    "verify_leaves",
+    "verify_rows",
+    "verify_repair",
+}
+
+
+class Indexes:
+    """One node's indexes for the runs in progress: (run, database, table) -> Index."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple, tuple[float, asyncio.Future]] = {}
+
+    async def get(self, storage, run: str, database: str, table: str, floor: int) -> dg.Index:
+        now = time.monotonic()
+        for key, (at, _) in list(self._items.items()):
+            if now - at > INDEX_TTL:
+                del self._items[key]
+        key = (run, database, table, floor)
+        if key not in self._items:
+            while len(self._items) >= MAX_INDEXES:
+                del self._items[min(self._items, key=lambda k: self._items[k][0])]
+            db = _database(storage, database)
+            _table(db, table)
+            future = asyncio.ensure_future(db.read(_build, table, floor))
+            self._items[key] = (now, future)
+        return await asyncio.shield(self._items[key][1])
+
+
+def _build(conn, table: str, floor: int) -> dg.Index:
+    return dg.Index(sv.records(conn, table, floor))
+
+
+def _database(storage, name: Any):
+    if not isinstance(name, str) or name == SYSTEM or not storage.exists(name):
+        raise NotFound(f"database '{name}' does not exist or is not verified")
+    return storage.get(name)
+
+
+def _table(db, name: Any):
+    info = db.catalog.get(name) if isinstance(name, str) else None
+    if info is None or not info.replicate:
+        raise NotFound(f"table '{db.name}.{name}' does not exist or does not replicate")
+    return info
+
+
+def _prefixes(body: dict) -> list[str]:
+    prefixes = body.get("prefixes")
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+        raise ClientError("'prefixes' must be a list of hex strings")
+    for prefix in prefixes:
+        try:
+            dg.bounds(prefix)
+        except ValueError as exc:
+            raise ClientError(str(exc)) from None
+    return prefixes
+
+
+def _floor(body: dict) -> int:
+    floor = body.get("floor", 0)
+    if not isinstance(floor, int) or isinstance(floor, bool) or floor < 0:
+        raise ClientError("'floor' must be a non-negative integer")
+    return floor
+
+
+async def serve(replicator, body: dict) -> Any:
+    """Answer one verify request (from a peer, or from this node's own comparison)."""
+    op, storage = body.get("operation"), replicator.storage
+    db = _database(storage, body.get("database"))
+    info = _table(db, body.get("table"))
+    if op == "verify_table":
+        return {"horizon": await db.read(tombstone_horizon), "node": replicator.node}
+    if op in ("verify_digests", "verify_leaves"):
+        run = body.get("run")
+        if not isinstance(run, str) or not run:
+            raise ClientError("'run' must name the verify run")
+        index = await replicator.verify_indexes.get(storage, run, db.name, info.name, _floor(body))
+        prefixes = _prefixes(body)
+        if op == "verify_digests":
+            return [list(index.digest(p)) for p in prefixes]
+        return [[list(r) for r in index.leaf(p)] for p in prefixes]
+    keys = body.get("keys")
+    if not isinstance(keys, list):
+        raise ClientError("'keys' must be a list")
+    if op == "verify_rows":
+        return [list(r) for r in await db.read(sv.rows_for, info.name, keys)]
+    if op == "verify_repair":
+        puts, forgets = body.get("puts"), body.get("forgets")
+        m.check_rows(puts if isinstance(puts, list) else [None])
+        if not isinstance(forgets, list) or not all(
+            isinstance(f, list) and len(f) == 2 for f in forgets
+        ):
+            raise ClientError("'forgets' must be a list of [key, below] pairs")
+        changed = await db.write(sv.RepairRows(info.name, puts, [tuple(f) for f in forgets]))
+        return {"changed": changed}
+    raise ClientError(f"unknown verify operation {op!r}")
+
+
+# --- the comparison ---------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    name: str
+    url: str | None  # None: this node
+    header: str | None = None
+
+
+@dataclass
+class Run:
+    """One cluster_verify: the nodes, what was exchanged, and the answer."""
+
+    replicator: Any
+    nodes: list[Node]
+    run: str = field(default_factory=lambda: uuid.uuid4().hex)
+    bytes: int = 0
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+    async def ask(self, node: Node, body: dict) -> Any:
+        if node.url is None:
+            return await serve(self.replicator, body)
+        from agent.replication.membership import call_peer
+
+        answer = await call_peer(self.replicator, node.url, node.header, body)
+        self.bytes += len(m.serialize(m.OpRequest(1, body))) + len(
+            m.serialize(m.OpResult(1, 200, answer))
+        )
+        return answer
+
+    async def ask_all(self, nodes: list[Node], body: dict) -> dict[str, Any]:
+        answers = await asyncio.gather(*(self.ask(n, body) for n in nodes))
+        return {n.name: a for n, a in zip(nodes, answers, strict=True)}
+
+    async def table(self, database: str, table: str) -> dict:
+        """Compare one table on every reachable node; return its part of the answer."""
+        base = {"operation": "verify_table", "database": database, "table": table}
+        nodes, horizons, skipped = [], {}, {}
+        for node in self.nodes:
+            try:
+                horizons[node.name] = (await self.ask(node, base))["horizon"]
+                nodes.append(node)
+            except (ClientError, NotFound) as exc:
+                skipped[node.name] = exc.message
+        started = time.monotonic()
+        floor = max(horizons.values(), default=0)
+        comp = dg.Comparison([n.name for n in nodes])
+        body = {**base, "run": self.run, "floor": floor}
+        while not comp.done:
+            if comp.digest_request():
+                comp.digests(
+                    await self.ask_all(
+                        nodes,
+                        {**body, "operation": "verify_digests", "prefixes": comp.digest_request()},
+                    )
+                )
+            if comp.leaf_request():
+                comp.leaves(
+                    await self.ask_all(
+                        nodes,
+                        {**body, "operation": "verify_leaves", "prefixes": comp.leaf_request()},
+                    )
+                )
+        divergent = await self.confirm(nodes, base, list(comp.divergent), horizons)
+        return {
+            "nodes": [n.name for n in nodes],
+            "skipped": skipped,
+            "divergent": divergent,
+            "ranges_compared": comp.ranges_compared,
+            "rounds": comp.rounds,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+    async def confirm(
+        self, nodes: list[Node], base: dict, keys: list, horizons: dict
+    ) -> list[dict]:
+        """Read the candidate keys again until they agree or CONFIRM_TRIES have passed."""
+        found: list[dict] = []
+        for attempt in range(CONFIRM_TRIES):
+            if not keys:
+                return []
+            if attempt:
+                await asyncio.sleep(CONFIRM_WAIT)
+            answers = await self.ask_all(nodes, {**base, "operation": "verify_rows", "keys": keys})
+            found = apart(answers, keys, horizons)
+            keys = [d["key"] for d in found]
+        return found
+
+
+def apart(answers: dict[str, list], keys: list, horizons: dict[str, int]) -> list[dict]:
+    """Return, for each key the nodes hold differently, every node's view and the winner."""
+    held: dict[Any, dict[str, list]] = {}
+    for node, rows in answers.items():
+        for pk, doc, version, origin in rows:
+            held.setdefault(pk, {})[node] = [pk, doc, version, origin]
+    out = []
+    for key in keys:
+        rows = {n: held.get(key, {}).get(n) for n in answers}
+        views = {n: None if r is None else (r[2], r[3], dg.doc_hash(r[1])) for n, r in rows.items()}
+        if len(set(views.values())) == 1:
+            continue
+        out.append({"key": key, "nodes": views, "rows": rows, **_winner(rows, horizons)})
+    return out
+
+
+def _winner(rows: dict[str, list | None], horizons: dict[str, int]) -> dict:
+    """The write last-write-wins keeps; a live row older than the tombstone horizon of a
+    node that lacks it lost to a delete that node forgot."""
+    held = [r for r in rows.values() if r is not None]
+    top = max((r[2], r[3]) for r in held)
+    # the same write with other content on some node (a corrupted copy): most nodes win
+    same = [r for r in held if (r[2], r[3]) == top]
+    votes: dict[str, int] = {}
+    for r in same:
+        votes[dg.doc_hash(r[1])] = votes.get(dg.doc_hash(r[1]), 0) + 1
+    best = max(same, key=lambda r: (votes[dg.doc_hash(r[1])], dg.doc_hash(r[1])))
+    forgot = [
+        n
+        for n, r in rows.items()
+        if r is None and best[1] is not None and horizons.get(n, 0) > best[2]
+    ]
+    if forgot:
+        return {"winner": None, "forgotten_delete_on": forgot}
+    return {"winner": best}
+
+
+def public(divergence: dict) -> dict:
+    """A divergent key as cluster_verify answers it (no documents)."""
+    nodes = {
+        n: None if v is None else {"version": v[0], "origin": v[1], "doc": v[2]}
+        for n, v in divergence["nodes"].items()
+    }
+    win = divergence.get("winner")
+    return {
+        "key": divergence["key"],
+        "nodes": nodes,
+        "winner": None
+        if win is None
+        else {"version": win[2], "origin": win[3], "deleted": win[1] is None},
+        **(
+            {"forgotten_delete_on": divergence["forgotten_delete_on"]}
+            if "forgotten_delete_on" in divergence
+            else {}
+        ),
+    }
+
+
+# --- the operation ----------------------------------------------------------------------
+
+
+def _targets(replicator, body: dict) -> list[tuple[str, str]]:
+    storage = replicator.storage
+    database, table = body.get("database"), body.get("table")
+    if database is not None:
+        _database(storage, database)
+    if table is not None and database is None:
+        raise ClientError("'table' needs 'database'")
+    out = []
+    for name in [database] if database else replicator.replicated_databases():
+        if name == SYSTEM:
+            continue
+        db = storage.get(name)
+        if table is not None:
+            out.append((name, _table(db, table).name))
+        else:
+            out += [(name, t) for t in db.catalog.names() if db.catalog.get(t).replicate]
+    return out
+
+
+def _nodes(replicator) -> list[Node]:
+    nodes = [Node(replicator.node, None)]
+    for peer in replicator.peers.values():
+        if peer.name and peer.name != replicator.node:
+            nodes.append(Node(peer.name, peer.url, peer.authorization))
+    return nodes
+
+
+async def cluster_verify(replicator, body: dict) -> dict:
+    """Compare (and with `repair`, mend) every replicated table, or one database or table."""
+    repair = body.get("repair", False)
+    if not isinstance(repair, bool):
+        raise ClientError("'repair' must be true or false")
+    targets = _targets(replicator, body)
+    started = time.monotonic()
+    run = Run(replicator, _nodes(replicator))
+    tables: dict[str, dict] = {}
+    repaired = 0
+    for database, table in targets:
+        result = await run.table(database, table)
+        if repair and result["divergent"]:
+            repaired += await _repair(run, database, table, result["divergent"])
+            run.run = uuid.uuid4().hex  # the second pass indexes the repaired tables afresh
+            first = len(result["divergent"])
+            result = await run.table(database, table)
+            result["divergent_before_repair"] = first
+        result["divergent"] = [public(d) for d in result["divergent"]]
+        tables.setdefault(database, {})[table] = result
+    divergent = sum(len(t["divergent"]) for d in tables.values() for t in d.values())
+    skipped = sorted({n for d in tables.values() for t in d.values() for n in t["skipped"]})
+    answer = {
+        "agreed": divergent == 0 and not skipped,
+        "divergent": divergent,
+        "nodes": [n.name for n in run.nodes],
+        "skipped": skipped,
+        "databases": tables,
+        "bytes": run.bytes,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if repair:
+        answer["repaired"] = repaired
+    replicator.last_verify = {
+        "at": time.time(),
+        "agreed": answer["agreed"],
+        "divergent": divergent,
+        "skipped": skipped,
+        "repaired": repaired if repair else None,
+    }
+    return answer
+
+
+async def _repair(run: Run, database: str, table: str, divergent: list[dict]) -> int:
+    """Put each key's winner on the nodes that differ; return how many rows changed."""
+    puts: dict[str, list] = {}
+    forgets: dict[str, list] = {}
+    for d in divergent:
+        win = d.get("winner")
+        for node, row in d["rows"].items():
+            if win is None:
+                if row is not None and row[1] is not None:
+                    forgets.setdefault(node, []).append([row[0], row[2] + 1])
+            elif row != win:
+                puts.setdefault(node, []).append(win)
+        where = sorted(set(puts) | set(forgets))
+        what = "a forgotten delete" if win is None else f"version {win[2]} of {win[3]}"
+        log.warning("verify repairs %s.%s key %r on %s: %s", database, table, d["key"], where, what)
+    changed = 0
+    by_name = {n.name: n for n in run.nodes}
+    for name in sorted(set(puts) | set(forgets)):
+        body = {
+            "operation": "verify_repair",
+            "database": database,
+            "table": table,
+            "keys": [],
+            "puts": puts.get(name, []),
+            "forgets": forgets.get(name, []),
+        }
+        changed += (await run.ask(by_name[name], body))["changed"]
+    return changed

@@ -1,0 +1,92 @@
+"""cluster_verify on real agents: divergence planted in a node's SQLite file is found exactly,
+and repaired."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from harness import Cluster, count, wait_for
+
+
+def _plant(path, ids: list[int]) -> set:
+    """Change a stopped node's file the way a bug would; return the keys made different."""
+    conn = sqlite3.connect(path)
+    with conn:
+        rows = {pk: (doc, v, o) for pk, doc, v, o in conn.execute('SELECT * FROM "r_dog"')}
+        gone, tampered, older, extra = ids[0:3], ids[3:6], ids[6:8], [10_001, 10_002]
+        conn.executemany('DELETE FROM "r_dog" WHERE pk = ?', [(i,) for i in gone])
+        conn.executemany(
+            'UPDATE "r_dog" SET doc = ? WHERE pk = ?',
+            [(rows[i][0].replace("}", ',"tampered":true}'), i) for i in tampered],
+        )
+        conn.executemany(
+            'UPDATE "r_dog" SET doc = ?, version = version - 1000 WHERE pk = ?',
+            [(f'{{"id":{i},"old":true}}', i) for i in older],
+        )
+        conn.executemany(
+            'INSERT INTO "r_dog" (pk, doc, version, origin) VALUES (?, ?, ?, ?)',
+            [(i, f'{{"id":{i}}}', rows[ids[0]][1], rows[ids[0]][2]) for i in extra],
+        )
+    conn.close()
+    return {*gone, *tampered, *older, *extra}
+
+
+def test_verify_lists_exactly_the_planted_keys_and_repair_makes_every_node_agree(tmp_path):
+    cluster = Cluster(tmp_path, 3).start()
+    try:
+        a, b, c = cluster
+        a.op({"operation": "create_table", "database": "dev", "table": "dog", "primary_key": "id"})
+        cluster.join()
+        records = [{"id": i, "name": f"dog {i}"} for i in range(500)]
+        a.op({"operation": "insert", "database": "dev", "table": "dog", "records": records})
+        wait_for(lambda: all(count(n, "dev", "dog") == 500 for n in cluster), 30)
+
+        agreed = a.op({"operation": "cluster_verify"})
+        assert agreed["agreed"] is True and agreed["divergent"] == 0, agreed
+        assert sorted(agreed["nodes"]) == sorted([a.host, b.host, c.host])
+        table = agreed["databases"]["dev"]["dog"]
+        assert table["ranges_compared"] == 1  # equal tables: one digest per node
+
+        c.stop()
+        planted = _plant(c.root / "database" / "dev.sqlite", list(range(100, 108)))
+        c.start()
+        cluster.wait_connected()
+
+        found = a.op({"operation": "cluster_verify", "database": "dev", "table": "dog"})
+        assert found["agreed"] is False
+        keys = {d["key"] for d in found["databases"]["dev"]["dog"]["divergent"]}
+        assert keys == planted, (keys, planted)
+        one = next(d for d in found["databases"]["dev"]["dog"]["divergent"] if d["key"] == 100)
+        assert one["nodes"][c.host] is None and one["nodes"][a.host]["version"] > 0
+
+        mended = b.op({"operation": "cluster_verify", "repair": True})
+        assert mended["agreed"] is True, mended
+        assert mended["repaired"] >= len(planted)
+        dog = mended["databases"]["dev"]["dog"]
+        assert dog["divergent_before_repair"] == len(planted)
+        again = c.op({"operation": "cluster_verify"})
+        assert again["agreed"] is True
+        for node in cluster:
+            assert count(node, "dev", "dog") == 502  # the two extra rows won everywhere
+            doc = node.op(
+                {"operation": "search_by_id", "database": "dev", "table": "dog", "ids": [103]}
+            )
+            assert "tampered" not in doc[0]  # most nodes held the untampered content
+    finally:
+        cluster.kill_all()
+
+
+def test_verify_refuses_bad_input(tmp_path):
+    cluster = Cluster(tmp_path, 1).start()
+    try:
+        (a,) = cluster
+        for body, status in [
+            ({"database": "nope"}, 404),
+            ({"table": "dog"}, 400),
+            ({"repair": "yes"}, 400),
+        ]:
+            got, answer = a.request({"operation": "cluster_verify", **body})
+            assert got == status, (body, answer)
+            assert "error" in answer
+    finally:
+        cluster.kill_all()
