@@ -25,13 +25,14 @@ from harperctl.commands import (
     table,
     token,
     user,
+    verify,
 )
 from harperctl.commands._context import AppContext
 from harperctl.commands._options import examples
 from harperctl.errors import EXIT_INTERRUPTED, EXIT_OK, HarperctlError
 from harperctl.profiles import DEFAULT_URL
 
-COMMAND_MODULES = (op, db, table, describe, data, search, sql, user, role, token, cluster)
+COMMAND_MODULES = (op, db, table, describe, data, search, sql, user, role, token, cluster, verify)
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 EPILOG = (

@@ -633,3 +633,77 @@ def print_routes_change(console: Console, answer: Any) -> None:
         routes = answer.get(key)
         if isinstance(routes, list) and routes:
             print_text(console, f"{key}: " + ", ".join(route_text(route) for route in routes))
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+VERIFY_KEYS_SHOWN = 50
+
+
+def print_verify(console: Console, answer: Mapping[str, Any]) -> None:
+    """Print a cluster_verify answer: a summary table per database, then each divergent key."""
+    nodes = list(answer.get("nodes") or [])
+    for database, tables in sorted((answer.get("databases") or {}).items()):
+        table = Table(title=f"database {database}", title_justify="left")
+        for name, justify in (
+            ("table", "left"),
+            ("nodes", "right"),
+            ("ranges", "right"),
+            ("divergent", "right"),
+            ("seconds", "right"),
+        ):
+            table.add_column(name, justify=justify, overflow="fold")
+        for name, result in sorted(tables.items()):
+            count = len(result.get("divergent") or [])
+            before = result.get("divergent_before_repair")
+            shown = f"{count} (was {before})" if before is not None else str(count)
+            table.add_row(
+                Text(name),
+                Text(str(len(result.get("nodes") or []))),
+                Text(str(result.get("ranges_compared", ""))),
+                Text(shown, style="red" if count else "green"),
+                Text(f"{result.get('seconds', 0):.2f}"),
+            )
+        console.print(table)
+        for name, result in sorted(tables.items()):
+            if result.get("divergent"):
+                console.print(_divergent_table(f"{database}.{name}", nodes, result["divergent"]))
+    skipped = answer.get("skipped") or []
+    verdict = (
+        "every node agrees" if answer.get("agreed") else f"{answer.get('divergent', 0)} keys differ"
+    )
+    extra = f"; repaired {answer['repaired']} rows" if "repaired" in answer else ""
+    extra += f"; not compared: {', '.join(skipped)}" if skipped else ""
+    style = "green" if answer.get("agreed") else "red"
+    console.print(
+        Text(
+            f"{verdict} ({len(nodes)} nodes, {answer.get('bytes', 0)} bytes exchanged{extra})",
+            style=style,
+        )
+    )
+
+
+def _divergent_table(title: str, nodes: list[str], divergent: list) -> Table:
+    table = Table(title=f"{title}: keys that differ", title_justify="left")
+    table.add_column("key", overflow="fold")
+    for node in nodes:
+        table.add_column(node, overflow="fold")
+    table.add_column("winner", overflow="fold")
+    for item in divergent[:VERIFY_KEYS_SHOWN]:
+        views = item.get("nodes") or {}
+        cells = [Text(_verify_view(views.get(n), n in views)) for n in nodes]
+        win = item.get("winner")
+        winner = "deleted (forgotten)" if win is None else _verify_view(win, True)
+        table.add_row(Text(repr(item.get("key"))), *cells, Text(winner))
+    if len(divergent) > VERIFY_KEYS_SHOWN:
+        table.caption = f"{len(divergent) - VERIFY_KEYS_SHOWN} more; --json lists them all"
+    return table
+
+
+def _verify_view(view: Any, compared: bool) -> str:
+    if not compared:
+        return ""
+    if view is None:
+        return "absent"
+    deleted = view.get("deleted") or view.get("doc") == "-"
+    return f"{'deleted ' if deleted else ''}v{view.get('version')} {view.get('origin')}"

@@ -3,9 +3,18 @@ and repaired."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 
 from harness import Cluster, count, wait_for
+
+
+def _harperctl(node, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "harperctl", "--url", node.url, "-u", "admin"]
+    command += ["-p", node.password, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 def _plant(path, ids: list[int]) -> set:
@@ -59,7 +68,13 @@ def test_verify_lists_exactly_the_planted_keys_and_repair_makes_every_node_agree
         one = next(d for d in found["databases"]["dev"]["dog"]["divergent"] if d["key"] == 100)
         assert one["nodes"][c.host] is None and one["nodes"][a.host]["version"] > 0
 
-        mended = b.op({"operation": "cluster_verify", "repair": True})
+        shown = _harperctl(a, "verify")
+        assert shown.returncode == 1, shown.stdout + shown.stderr
+        assert f"{len(planted)} keys differ" in shown.stdout and "absent" in shown.stdout
+
+        repaired = _harperctl(b, "--json", "verify", "--repair")
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        mended = json.loads(repaired.stdout)
         assert mended["agreed"] is True, mended
         assert mended["repaired"] >= len(planted)
         dog = mended["databases"]["dev"]["dog"]
