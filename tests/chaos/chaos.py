@@ -259,6 +259,8 @@ def run(options: Options, out: Callable[[str], None] = say) -> Report:
         seconds, contents = converge(cluster, options.converge_timeout, log)
         log("nodes agree" if seconds is not None else "nodes still disagree; checking anyway")
         _fill(report, workload, contents, seconds, options.converge_timeout)
+        report.verify = cluster.verify()
+        log(f"cluster_verify: {report.verify}")
     finally:
         abort.set()
         workload.stop()

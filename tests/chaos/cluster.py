@@ -198,6 +198,20 @@ class ChaosCluster:
         contents = {name: renamed(read_node(path), names) for name, path in files.items()}
         return without_expired(contents, horizon)
 
+    def verify(self) -> dict:
+        """Run cluster_verify on the first node (the agents' own anti-entropy check).
+
+        Returns its summary, or {"error": ...} when the agents cannot (an older checkout
+        run as a baseline has no cluster_verify).
+        """
+        name = sorted(self.agents)[0]
+        status, answer = self.agents[name].request(
+            {"operation": "cluster_verify", "database": DATABASE}, timeout=300
+        )
+        if status != 200:
+            return {"error": f"{status}: {answer}"}
+        return {k: answer[k] for k in ("agreed", "divergent", "skipped", "bytes", "seconds")}
+
     def shutdown(self) -> None:
         """SIGCONT then SIGKILL every agent; their roots stay for the logs."""
         for agent in self.agents.values():

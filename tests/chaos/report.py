@@ -36,6 +36,7 @@ class Report:
     converge_timeout: float = 120.0
     row_counts: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
+    verify: dict = field(default_factory=dict)  # cluster_verify's summary after agreement
 
     @property
     def acked(self) -> int:
@@ -44,7 +45,9 @@ class Report:
     @property
     def passed(self) -> bool:
         clean = all(self.counts.get(kind, 0) == 0 for kind in FAILURE_KINDS)
-        return clean and self.convergence_seconds is not None and not self.errors
+        # the agents' own check must agree with ours (skipped only where it cannot run)
+        verified = self.verify.get("agreed", "error" in self.verify or not self.verify)
+        return clean and verified and self.convergence_seconds is not None and not self.errors
 
     def as_dict(self) -> dict:
         return {
@@ -66,6 +69,7 @@ class Report:
             "errors": self.errors,
             "root": self.root,
             "wall_seconds": round(self.wall_seconds, 1),
+            "verify": self.verify,
         }
 
     def write_json(self, path: Path) -> None:
@@ -82,6 +86,8 @@ def summary(report: Report) -> str:
         lines.append(f"nodes did NOT agree within {report.converge_timeout:.0f}s of healing")
     else:
         lines.append(f"nodes agreed {report.convergence_seconds:.1f}s after healing")
+    if report.verify:
+        lines.append(f"cluster_verify: {report.verify}")
     for node, tables in report.row_counts.items():
         cells = [f"{t} {c['live']}+{c['tombstones']}t" for t, c in tables.items()]
         lines.append(f"  {node}: " + ", ".join(cells))
