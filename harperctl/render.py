@@ -397,9 +397,36 @@ def cluster_status_view(status: Any, now: float | None = None, note: str | None 
     for index, connection in enumerate(connections):
         parts.extend([Text("")] if index else [])
         parts.append(connection_table(connection, now))
+    parts += _status_footer(status, now)
     if note:
         parts.append(Text(note, style="dim"))
     return Group(*parts)
+
+
+def _status_footer(status: Mapping[str, Any], now: float) -> list[Text]:
+    """Origins no link brings (their writes cannot arrive), and the last verify."""
+    lines = []
+    for database, origins in sorted((status.get("origins") or {}).items()):
+        for origin in origins if isinstance(origins, list) else []:
+            if isinstance(origin, dict) and origin.get("unserved"):
+                lines.append(
+                    Text(
+                        f"{database}: no link brings {origin.get('origin')}'s writes "
+                        f"(applied up to {origin.get('applied')}, peers hold "
+                        f"{origin.get('peersHold')})",
+                        style="red",
+                    )
+                )
+    verify = status.get("verify")
+    if isinstance(verify, dict) and verify.get("at"):
+        ago = f"{max(0.0, now - float(verify['at'])):.0f}s ago"
+        if verify.get("agreed"):
+            lines.append(Text(f"last verify {ago}: every node agreed", style="green"))
+        else:
+            lines.append(
+                Text(f"last verify {ago}: {verify.get('divergent')} keys differed", style="red")
+            )
+    return [Text(""), *lines] if lines else []
 
 
 def connection_table(connection: Mapping[str, Any], now: float) -> Table | Group:

@@ -98,6 +98,19 @@ def _is_cursor_map(v: Any) -> bool:
     return isinstance(v, dict) and all(_is_str(k) and _is_seq(x) for k, x in v.items())
 
 
+def _is_behind_map(v: Any) -> bool:
+    """origin id -> [records not yet applied, commit time (ms) of the oldest of them]."""
+    return isinstance(v, dict) and all(
+        _is_str(k)
+        and isinstance(x, list)
+        and len(x) == 2
+        and _is_int(x[0])
+        and x[0] >= 0
+        and _is_opt_num(x[1])
+        for k, x in v.items()
+    )
+
+
 def _is_version_map(v: Any) -> bool:
     return isinstance(v, dict) and all(_is_str(k) and _is_version(x) for k, x in v.items())
 
@@ -241,6 +254,7 @@ Progress = _message(
     ("pending", _is_int),
     ("oldest_at", _is_opt_num),
     ("now", _is_num),
+    ("origins", _is_behind_map),
 )
 Ping = _message("Ping", 11, ("sent", _is_num))
 Pong = _message("Pong", 12, ("sent", _is_num), ("peer_time", _is_num))

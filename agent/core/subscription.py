@@ -72,6 +72,8 @@ class LinkStats:
     copy_reason: str | None = None
     copy_finished_at: float | None = None
     reach: frozenset = frozenset()  # origins the peer says it receives directly (Reach)
+    # origin id -> (records the peer has and we have not applied, oldest commit time in s)
+    behind: dict = field(default_factory=dict)
 
 
 def _window_units(records: int) -> int:
@@ -268,6 +270,10 @@ class Subscriber(_Outbox):
         was_pending = stats.pending
         stats.pending, stats.peer_head = msg.pending, msg.head
         stats.oldest_pending_at = msg.oldest_at / 1000.0 if msg.oldest_at else None
+        stats.behind = {
+            origin: (records, at / 1000.0 if at else None)
+            for origin, (records, at) in msg.origins.items()
+        }
         # The stall clock runs from the last data, or from when the peer caught up or first
         # reported work pending: a peer that just got new writes has stall_timeout to send.
         if msg.pending == 0 or was_pending == 0 or stats.last_data_at is None:

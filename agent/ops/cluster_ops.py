@@ -39,7 +39,7 @@ async def remove_node(req: Request) -> dict:
 async def cluster_status(req: Request) -> dict:
     from agent.replication.status import cluster_status as status
 
-    return status(_replicator(req))
+    return await status(_replicator(req))
 
 
 @operation("cluster_verify", super_user=True)

@@ -93,6 +93,7 @@ class PublisherSession:
         self.chunk_records = chunk_records
         self.db: Database | None = None
         self.position = 0
+        self.streaming = False  # past the copy, streaming the log from `position`
         self.sending: int | None = None  # version of the transaction being sent
         self.acked_at: float | None = None  # local commit time (s) of the last acked entry
         self._unacked: deque = deque()
@@ -179,6 +180,7 @@ class PublisherSession:
         await self.send(m.Schema([t.definition() for t in tables]))
         self._reach_sent = None
         self._queue_reach()
+        self.streaming = False
         self._stream = asyncio.create_task(self._serve(plan, msg, cursors, tables))
 
     async def _serve(self, plan, msg, cursors: dict, tables: list) -> None:
@@ -189,6 +191,7 @@ class PublisherSession:
                     if version > plan.sent.get(origin, 0):
                         plan.sent[origin] = version
             self.position = await self.db.read(txlog.start_seq, plan.sent, plan.origins)
+            self.streaming = True
             await self._stream_log()
         except asyncio.CancelledError:
             raise
@@ -302,7 +305,7 @@ class PublisherSession:
             entry.at,
             body,
         )
-        self._unacked.append((entry.seq, entry.at))
+        self._unacked.append((entry.seq, entry.at, entry.origin_id, records))
         await self.send(msg)
 
     async def _wait_window(self) -> None:
@@ -324,7 +327,7 @@ class PublisherSession:
                     await self.conn.close(1001, event.reason)
                     return
             if self.db is not None and self.machine.plan is not None:
-                self.machine.outbox.append(self._progress(now))
+                self.machine.outbox.append(await self._progress(now))
                 self._queue_reach()
             await self.flush()
 
@@ -336,9 +339,22 @@ class PublisherSession:
             self.machine.outbox.append(m.Reach(reach))
             self._reach_sent = reach
 
-    def _progress(self, now: float) -> m.Progress:
+    async def _progress(self, now: float) -> m.Progress:
+        """What the subscriber has not applied yet, per origin it asked for: records sent
+        and not acked, plus records of the origin's log entries not sent yet. Nothing while
+        a copy runs (its own progress says how far it got) or once the log cannot serve."""
         tail = self.tails[self.db.name]
-        inflight = self.machine.sent_records - self.machine.acked_records
-        behind = max(0, tail.head - self.position)
-        oldest = self._unacked[0][1] if self._unacked else None
-        return m.Progress(tail.head, max(0, inflight) + behind, oldest, now * 1000.0)
+        origins: dict[str, list] = {}
+        if self.streaming:
+            plan = self.machine.plan
+            try:
+                origins = await self.db.read(txlog.unsent, dict(plan.sent), sorted(plan.origins))
+            except Exception as exc:  # a status figure must never end the stream
+                log.debug("behind for %s: %s", self.machine.peer, exc)
+            for _, at, origin, records in self._unacked:
+                held = origins.setdefault(origin, [0, at])
+                held[0] += records
+                held[1] = at if held[1] is None else min(held[1], at)
+        pending = sum(records for records, _ in origins.values())
+        oldest = min((at for _, at in origins.values() if at is not None), default=None)
+        return m.Progress(tail.head, pending, oldest, now * 1000.0, origins)

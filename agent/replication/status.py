@@ -60,6 +60,7 @@ def socket_status(link, session, now: float, names=None) -> dict:
         if copying
         else ("Receiving" if stats and stats.pending else "Waiting"),
         "recordsBehind": stats.pending if stats else None,
+        "behind": _behind(link, stats, now, names) if stats else [],
         "lagSeconds": round(machine.lag_seconds(now), 3) if machine else None,
         "clockOffsetMs": round(stats.clock_offset_ms, 3)
         if stats and stats.clock_offset_ms is not None
@@ -70,7 +71,9 @@ def socket_status(link, session, now: float, names=None) -> dict:
     if not streaming:
         # A down link has no current latency, lag or backlog: showing the last ones would
         # make it look healthy. Say since when it is down instead (and why, below).
-        out.update(latency=None, lagSeconds=None, recordsBehind=None, clockOffsetMs=None)
+        out.update(
+            latency=None, lagSeconds=None, recordsBehind=None, clockOffsetMs=None, behind=None
+        )
         out["lastReceivedStatus"] = "Disconnected"
         out["downSince"] = _date(link.state.down_since) if link else None
     if link:
@@ -86,6 +89,54 @@ def socket_status(link, session, now: float, names=None) -> dict:
     return out
 
 
+def _behind(link, stats, now: float, names) -> list[dict]:
+    """Per origin the peer serves on this link: records it has that we have not applied,
+    and how old the oldest of them is (seconds, by the peer's clock corrected)."""
+    offset = (stats.clock_offset_ms or 0.0) / 1000.0
+    out = []
+    for origin, (records, oldest) in sorted(stats.behind.items()):
+        out.append(
+            {
+                "origin": names(link.database, origin) if names else origin,
+                "records": records,
+                "seconds": round(max(0.0, now + offset - oldest), 3) if oldest else 0.0,
+            }
+        )
+    return out
+
+
+async def origins_status(replicator, database: str) -> list[dict]:
+    """Every origin known on `database`: how far this node applied it, which connected links
+    serve it, and how far the peers said they hold it. `unserved`: no link brings it."""
+    from agent.storage import txlog
+
+    db = replicator.storage.get(database)
+    cursors = await db.read(txlog.cursors)
+    links = [p.links[database] for p in replicator.peers.values() if database in p.links]
+    out = []
+    for origin in sorted(replicator.known_origins(database, cursors)):
+        if origin == db.origin_id:
+            continue
+        served = sorted(
+            link.peer.key
+            for link in links
+            if link.state.connected and origin in link.subscribed_origins
+        )
+        held = [link.peer_cursors.get(origin, 0) for link in links]
+        applied = cursors.get(origin, 0)
+        out.append(
+            {
+                "origin": replicator.origin_name(database, origin),
+                "id": origin,
+                "applied": applied,
+                "peersHold": max(held, default=0),
+                "servedBy": served,
+                "unserved": not served,
+            }
+        )
+    return out
+
+
 def _public_row(peer) -> dict:
     row = dict(peer.row or {"name": peer.name, "url": peer.url})
     for secret in ("authorization", "ca", "__createdtime__", "__updatedtime__"):
@@ -96,7 +147,7 @@ def _public_row(peer) -> dict:
     return row
 
 
-def cluster_status(replicator) -> dict:
+async def cluster_status(replicator) -> dict:
     """Assemble the cluster_status answer."""
     now = time.time()
     sessions = {(s.machine.peer, s.machine.database): s for s in replicator.publishers}
@@ -115,4 +166,9 @@ def cluster_status(replicator) -> dict:
         "url": replicator.url,
         "is_enabled": True,
         "connections": connections,
+        "origins": {
+            database: await origins_status(replicator, database)
+            for database in replicator.replicated_databases()
+        },
+        "verify": replicator.last_verify,
     }

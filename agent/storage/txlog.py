@@ -124,6 +124,19 @@ def start_seq(conn: sqlite3.Connection, sent: dict[str, int], origins) -> int:
     return min(firsts) - 1 if firsts else head(conn)
 
 
+def unsent(conn: sqlite3.Connection, sent: dict[str, int], origins) -> dict[str, list]:
+    """Return, per origin, [records, oldest commit time (ms)] of its entries after `sent`."""
+    out = {}
+    for origin in origins:
+        records, oldest = conn.execute(
+            "SELECT sum(records), min(at) FROM _txlog WHERE origin_id = ? AND oseq > ?",
+            (origin, sent.get(origin, 0)),
+        ).fetchone()
+        if records:
+            out[origin] = [int(records), oldest]
+    return out
+
+
 def first_seq_after(conn: sqlite3.Connection, origin_id: str, oseq: int) -> int | None:
     """Return the log position of `origin_id`'s first transaction after sequence `oseq`."""
     row = conn.execute(

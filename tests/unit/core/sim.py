@@ -822,7 +822,7 @@ class SimNode:
         if pending == link.reported and not (pending and stale):
             return
         head = self.store.log[-1].seq if self.store.log else 0
-        link.publisher.outbox.append(m.Progress(head, pending, oldest, now * 1000.0))
+        link.publisher.outbox.append(m.Progress(head, pending, oldest, now * 1000.0, {}))
         link.reported, link.reported_at = pending, now
 
 

@@ -352,7 +352,7 @@ def test_any_message_keeps_the_link_alive():
 
 def test_pending_records_with_no_data_past_stall_timeout_are_a_stall():
     sub, _ = streaming()
-    sub.receive(wire(m.Progress(9, 5, T0 * 1000, 0)), T0)
+    sub.receive(wire(m.Progress(9, 5, T0 * 1000, 0, {})), T0)
     sub.receive(wire(m.Pong(0, 0)), T0 + 10)  # pings alone do not count as progress
     assert sub.tick(T0 + 10) == []
     (event,) = sub.tick(T0 + 10.5)
@@ -361,7 +361,7 @@ def test_pending_records_with_no_data_past_stall_timeout_are_a_stall():
 
 def test_data_restarts_the_stall_clock():
     sub, _ = streaming()
-    sub.receive(wire(m.Progress(9, 5, None, 0)), T0)
+    sub.receive(wire(m.Progress(9, 5, None, 0, {})), T0)
     sub.receive(wire(txn(1, 0)), T0 + 8)
     assert sub.tick(T0 + 17) == []
     assert sub.tick(T0 + 18.5)[0].kind == "dead"
@@ -369,7 +369,7 @@ def test_data_restarts_the_stall_clock():
 
 def test_an_idle_link_never_stalls():
     sub, _ = streaming()
-    sub.receive(wire(m.Progress(9, 0, None, 0)), T0)
+    sub.receive(wire(m.Progress(9, 0, None, 0, {})), T0)
     sub.receive(wire(m.Pong(0, 0)), T0 + 25)
     assert sub.tick(T0 + 50) == []
 
@@ -377,8 +377,8 @@ def test_an_idle_link_never_stalls():
 def test_work_reported_after_a_long_idle_gets_the_full_stall_timeout():
     """The stall clock starts when the peer first reports work, not at the last data."""
     sub, _ = streaming()
-    sub.receive(wire(m.Progress(9, 0, None, 0)), T0)
-    sub.receive(wire(m.Progress(10, 5, None, 0)), T0 + 100)
+    sub.receive(wire(m.Progress(9, 0, None, 0, {})), T0)
+    sub.receive(wire(m.Progress(10, 5, None, 0, {})), T0 + 100)
     assert sub.tick(T0 + 100.5) == []
     assert sub.tick(T0 + 110.5)[0].kind == "dead"
 
@@ -387,7 +387,7 @@ def test_lag_is_the_age_of_the_oldest_pending_transaction_on_the_peer_clock():
     sub, _ = streaming()
     assert sub.lag_seconds(T0) == 0.0
     sub.stats.clock_offset_ms = 2000.0
-    sub.receive(wire(m.Progress(9, 3, (T0 - 4) * 1000, 0)), T0)
+    sub.receive(wire(m.Progress(9, 3, (T0 - 4) * 1000, 0, {})), T0)
     assert sub.lag_seconds(T0) == pytest.approx(6.0)
 
 

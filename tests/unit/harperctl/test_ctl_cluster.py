@@ -639,3 +639,22 @@ def test_routes_add_and_delete(run: Any, fake: Any) -> None:
 def test_routes_need_a_route(run: Any, fake: Any) -> None:
     assert run("routes", "add").code == 2 and run("routes", "delete").code == 2
     assert fake.sent == []
+
+
+def test_status_names_unserved_origins_and_the_last_verify() -> None:
+    status = {
+        **STATUS,
+        "origins": {
+            "dev": [
+                {"origin": "server-3", "applied": 40, "peersHold": 52, "unserved": True},
+                {"origin": "server-2", "applied": 9, "peersHold": 9, "unserved": False},
+            ]
+        },
+        "verify": {"at": NOW - 30, "agreed": False, "divergent": 4},
+    }
+    out = render_status(status)
+    assert "dev: no link brings server-3's writes (applied up to 40, peers hold 52)" in out
+    assert "server-2's" not in out
+    assert "last verify 30s ago: 4 keys differed" in out
+    agreed = render_status({**STATUS, "verify": {"at": NOW - 5, "agreed": True, "divergent": 0}})
+    assert "last verify 5s ago: every node agreed" in agreed
