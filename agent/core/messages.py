@@ -17,7 +17,8 @@ from agent.core.clock import valid_version
 from agent.core.errors import RemoteProtocolError
 
 # 2: gap-free per-origin sequences (Txn.origin_id/oseq), origin ids in Hello/Welcome
-PROTOCOL_VERSION = 2
+# 3: Progress says how far behind the subscriber is per origin, in records
+PROTOCOL_VERSION = 3
 
 
 def encode_changes(writes: list[Write] | list[tuple]) -> bytes:

@@ -19,9 +19,9 @@ def txn(**fields) -> m.Txn:
     return m.Txn(**values)
 
 
-def test_the_protocol_is_version_2():
-    assert m.PROTOCOL_VERSION == 2
-    assert m.serialize(m.Ping(1.0))[0] == 2
+def test_the_protocol_is_version_3():
+    assert m.PROTOCOL_VERSION == 3
+    assert m.serialize(m.Ping(1.0))[0] == 3
 
 
 @pytest.mark.parametrize(
