@@ -380,6 +380,27 @@ SETTINGS: tuple[Setting, ...] = (
         "link returns.",
     ),
     Setting(
+        "replication.verifyInterval",
+        "duration",
+        "1m",
+        "Background verify: compare the next replicated table with every peer (and repair "
+        "what differs) this often; 0 turns it off (bare numbers in ms).",
+        unit="ms",
+    ),
+    Setting(
+        "replication.verifyCpuPercent",
+        "int",
+        2,
+        "Background verify: most CPU of one core it may use, averaged over each check.",
+        minimum=1,
+    ),
+    Setting(
+        "replication.verifyBytesPerSecond",
+        "size",
+        "256kb",
+        "Background verify: most bytes per second it may exchange with peers, averaged.",
+    ),
+    Setting(
         "replication.copyChunkRecords",
         "int",
         1000,

@@ -19,6 +19,7 @@ from agent.core.relay import assign_origins
 from agent.core.routes import Dialing
 from agent.core.subscription import COPYING, STREAMING, Timing
 from agent.replication import credentials, transport
+from agent.replication.antientropy import BackgroundVerify
 from agent.replication.endpoint import Endpoint
 from agent.replication.link import SubscriberLink
 from agent.replication.peers import Peer, normalize_url, resolve, route_peer
@@ -95,6 +96,8 @@ class Replicator:
         self.started = time.time()
         self.verify_indexes = Indexes()  # cluster_verify runs this node answers for
         self.last_verify: dict | None = None  # the last cluster_verify this node ran
+        self.background = BackgroundVerify(self)
+        self._background_task: asyncio.Task | None = None
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -106,6 +109,7 @@ class Replicator:
         self.storage.on_drop.append(self._dropped)
         await self._listen()
         self._reconcile_task = asyncio.create_task(self._reconcile_forever())
+        self._background_task = asyncio.create_task(self.background.run_forever())
         await self.reconcile()
 
     async def _listen(self) -> None:
@@ -123,8 +127,9 @@ class Replicator:
                 self._servers.append(server)
 
     async def stop(self) -> None:
-        if self._reconcile_task is not None:
-            self._reconcile_task.cancel()
+        for task in (self._reconcile_task, self._background_task):
+            if task is not None:
+                task.cancel()
         for peer in list(self.peers.values()):
             await self._stop_peer(peer)
         for server in self._servers:

@@ -171,4 +171,5 @@ async def cluster_status(replicator) -> dict:
             for database in replicator.replicated_databases()
         },
         "verify": replicator.last_verify,
+        "antiEntropy": replicator.background.status(),
     }

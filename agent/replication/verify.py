@@ -51,24 +51,26 @@ class Indexes:
     def __init__(self) -> None:
         self._items: dict[tuple, tuple[float, asyncio.Future]] = {}
 
-    async def get(self, storage, run: str, database: str, table: str, floor: int) -> dg.Index:
+    async def get(
+        self, storage, run: str, database: str, table: str, floor: int, ceiling: int | None
+    ) -> dg.Index:
         now = time.monotonic()
         for key, (at, _) in list(self._items.items()):
             if now - at > INDEX_TTL:
                 del self._items[key]
-        key = (run, database, table, floor)
+        key = (run, database, table, floor, ceiling)
         if key not in self._items:
             while len(self._items) >= MAX_INDEXES:
                 del self._items[min(self._items, key=lambda k: self._items[k][0])]
             db = _database(storage, database)
             _table(db, table)
-            future = asyncio.ensure_future(db.read(_build, table, floor))
+            future = asyncio.ensure_future(db.read(_build, table, floor, ceiling))
             self._items[key] = (now, future)
         return await asyncio.shield(self._items[key][1])
 
 
-def _build(conn, table: str, floor: int) -> dg.Index:
-    return dg.Index(sv.records(conn, table, floor))
+def _build(conn, table: str, floor: int, ceiling: int | None) -> dg.Index:
+    return dg.Index(sv.records(conn, table, floor, ceiling))
 
 
 def _database(storage, name: Any):
@@ -96,11 +98,13 @@ def _prefixes(body: dict) -> list[str]:
     return prefixes
 
 
-def _floor(body: dict) -> int:
-    floor = body.get("floor", 0)
-    if not isinstance(floor, int) or isinstance(floor, bool) or floor < 0:
-        raise ClientError("'floor' must be a non-negative integer")
-    return floor
+def _version(body: dict, name: str, default: int | None) -> int | None:
+    value = body.get(name, default)
+    if value is None and default is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 63:
+        raise ClientError(f"'{name}' must be a version (a non-negative integer)")
+    return value
 
 
 async def serve(replicator, body: dict) -> Any:
@@ -114,7 +118,10 @@ async def serve(replicator, body: dict) -> Any:
         run = body.get("run")
         if not isinstance(run, str) or not run:
             raise ClientError("'run' must name the verify run")
-        index = await replicator.verify_indexes.get(storage, run, db.name, info.name, _floor(body))
+        floor, ceiling = _version(body, "floor", 0), _version(body, "ceiling", None)
+        index = await replicator.verify_indexes.get(
+            storage, run, db.name, info.name, floor, ceiling
+        )
         prefixes = _prefixes(body)
         if op == "verify_digests":
             return [list(index.digest(p)) for p in prefixes]
@@ -153,6 +160,7 @@ class Run:
     replicator: Any
     nodes: list[Node]
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ceiling: int | None = None  # compare only writes older than this version
     bytes: int = 0
     unreachable: dict[str, str] = field(default_factory=dict)
 
@@ -185,6 +193,8 @@ class Run:
         floor = max(horizons.values(), default=0)
         comp = dg.Comparison([n.name for n in nodes])
         body = {**base, "run": self.run, "floor": floor}
+        if self.ceiling is not None:
+            body["ceiling"] = self.ceiling
         while not comp.done:
             if comp.digest_request():
                 comp.digests(
@@ -287,6 +297,11 @@ def public(divergence: dict) -> dict:
 # --- the operation ----------------------------------------------------------------------
 
 
+def table_targets(replicator) -> list[tuple[str, str]]:
+    """Every replicated table of every replicated user database, in order."""
+    return _targets(replicator, {})
+
+
 def _targets(replicator, body: dict) -> list[tuple[str, str]]:
     storage = replicator.storage
     database, table = body.get("database"), body.get("table")
@@ -306,7 +321,7 @@ def _targets(replicator, body: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _nodes(replicator) -> list[Node]:
+def nodes(replicator) -> list[Node]:
     nodes = [Node(replicator.node, None)]
     for peer in replicator.peers.values():
         if peer.name and peer.name != replicator.node:
@@ -316,18 +331,18 @@ def _nodes(replicator) -> list[Node]:
 
 async def cluster_verify(replicator, body: dict) -> dict:
     """Compare (and with `repair`, mend) every replicated table, or one database or table."""
-    repair = body.get("repair", False)
-    if not isinstance(repair, bool):
+    mend = body.get("repair", False)
+    if not isinstance(mend, bool):
         raise ClientError("'repair' must be true or false")
     targets = _targets(replicator, body)
     started = time.monotonic()
-    run = Run(replicator, _nodes(replicator))
+    run = Run(replicator, nodes(replicator))
     tables: dict[str, dict] = {}
     repaired = 0
     for database, table in targets:
         result = await run.table(database, table)
-        if repair and result["divergent"]:
-            repaired += await _repair(run, database, table, result["divergent"])
+        if mend and result["divergent"]:
+            repaired += await repair(run, database, table, result["divergent"])
             run.run = uuid.uuid4().hex  # the second pass indexes the repaired tables afresh
             first = len(result["divergent"])
             result = await run.table(database, table)
@@ -345,19 +360,19 @@ async def cluster_verify(replicator, body: dict) -> dict:
         "bytes": run.bytes,
         "seconds": round(time.monotonic() - started, 3),
     }
-    if repair:
+    if mend:
         answer["repaired"] = repaired
     replicator.last_verify = {
         "at": time.time(),
         "agreed": answer["agreed"],
         "divergent": divergent,
         "skipped": skipped,
-        "repaired": repaired if repair else None,
+        "repaired": repaired if mend else None,
     }
     return answer
 
 
-async def _repair(run: Run, database: str, table: str, divergent: list[dict]) -> int:
+async def repair(run: Run, database: str, table: str, divergent: list[dict]) -> int:
     """Put each key's winner on the nodes that differ; return how many rows changed."""
     puts: dict[str, list] = {}
     forgets: dict[str, list] = {}

@@ -22,11 +22,16 @@ from agent.storage.writer import JobContext
 from agent.storage.writes import remember_version
 
 
-def records(conn: sqlite3.Connection, table: str, floor: int) -> list[tuple]:
-    """Return (pk, doc, version, origin) of every live row and of tombstones >= `floor`."""
+def records(
+    conn: sqlite3.Connection, table: str, floor: int, ceiling: int | None = None
+) -> list[tuple]:
+    """Return (pk, doc, version, origin) of every live row and of tombstones >= `floor`;
+    with a `ceiling`, only writes older than it (newer ones may still be in flight)."""
     name = row_table(table)
-    sql = f"SELECT pk, doc, version, origin FROM {name} WHERE doc IS NOT NULL OR version >= ?"
-    return conn.execute(sql, (floor,)).fetchall()
+    sql = f"SELECT pk, doc, version, origin FROM {name} WHERE (doc IS NOT NULL OR version >= ?)"
+    if ceiling is None:
+        return conn.execute(sql, (floor,)).fetchall()
+    return conn.execute(sql + " AND version < ?", (floor, ceiling)).fetchall()
 
 
 def rows_for(conn: sqlite3.Connection, table: str, keys: Sequence[Any]) -> list[tuple]:

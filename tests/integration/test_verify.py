@@ -91,6 +91,35 @@ def test_verify_lists_exactly_the_planted_keys_and_repair_makes_every_node_agree
         cluster.kill_all()
 
 
+def test_the_background_pass_repairs_without_being_asked(tmp_path):
+    often = {"replication": {"verifyInterval": "300ms", "verifyCpuPercent": 50}}
+    cluster = Cluster(tmp_path, 3, config=often).start()
+    try:
+        a, b, c = cluster
+        a.op({"operation": "create_table", "database": "dev", "table": "dog", "primary_key": "id"})
+        cluster.join()
+        records = [{"id": i, "name": f"dog {i}"} for i in range(300)]
+        a.op({"operation": "insert", "database": "dev", "table": "dog", "records": records})
+        wait_for(lambda: all(count(n, "dev", "dog") == 300 for n in cluster), 30)
+        c.stop()
+        planted = _plant(c.root / "database" / "dev.sqlite", list(range(100, 108)))
+        c.start()
+
+        def repaired() -> bool:
+            passes = [n.op({"operation": "cluster_status"})["antiEntropy"] for n in cluster]
+            return sum(p["repairedRows"] for p in passes) >= len(planted)
+
+        wait_for(repaired, 60, 0.5, what="the background pass repairing the planted keys")
+        wait_for(lambda: a.op({"operation": "cluster_verify"})["agreed"], 20, 1.0)
+        status = c.op({"operation": "cluster_status"})["antiEntropy"]
+        assert status["enabled"] and status["checks"] > 0 and status["cpuSeconds"] > 0
+        logs = "".join((n.root / "log" / "hdb.log").read_text() for n in cluster)
+        for key in planted:  # each repaired key is logged, with the table and the nodes
+            assert f"verify repairs dev.dog key {key!r} on [" in logs, key
+    finally:
+        cluster.kill_all()
+
+
 def test_verify_refuses_bad_input(tmp_path):
     cluster = Cluster(tmp_path, 1).start()
     try:

@@ -171,7 +171,7 @@ def _replicator_tasks(rep: Replicator) -> list[asyncio.Task]:
 
     Private fields: a killed process has no API, and `stop()` would close links politely.
     """
-    tasks = [rep._reconcile_task]
+    tasks = [rep._reconcile_task, rep._background_task]
     tasks += [link._task for peer in rep.peers.values() for link in peer.links.values()]
     return [t for t in tasks if t is not None]
 

@@ -1,0 +1,120 @@
+"""The background verify pass: each node compares its tables with its peers, one at a time.
+
+Every `replication.verifyInterval` (0: off) the node compares the next replicated table, in
+turn, with every peer (verify.Run, the same comparison as cluster_verify) and repairs what
+differs; each repaired key is logged once, with the table and the nodes. Only writes older
+than SETTLE seconds are compared, so what is still in flight is left to replication, and a
+turn is skipped while any of this node's links is down, copying or has records pending.
+
+Its cost is bounded: after a check, the next waits until this node's CPU time spent during
+the check is at most `replication.verifyCpuPercent` of one core, and the bytes exchanged at
+most `replication.verifyBytesPerSecond`, averaged since the check began. The CPU time is
+the process's (it includes whatever else ran meanwhile, so a busy node verifies less). The
+counters (checks, divergent keys, repairs, CPU seconds, bytes) are in cluster_status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from agent.core.clock import version_for_time
+from agent.replication import verify
+
+log = logging.getLogger(__name__)
+
+SETTLE = 10.0  # seconds: newer writes may still be on their way
+
+
+class BackgroundVerify:
+    """One node's pass: its schedule, its budget and what it found."""
+
+    def __init__(self, replicator) -> None:
+        config = replicator.config
+        self.replicator = replicator
+        self.interval = float(config.get("replication.verifyInterval"))
+        self.cpu_share = config.get("replication.verifyCpuPercent") / 100.0
+        self.byte_rate = float(config.get("replication.verifyBytesPerSecond"))
+        self.turn = 0
+        self.checks = 0
+        self.divergent = 0
+        self.repaired = 0
+        self.errors = 0
+        self.cpu_seconds = 0.0
+        self.bytes = 0
+        self.last: dict | None = None
+
+    async def run_forever(self) -> None:
+        if self.interval <= 0:
+            return
+        await asyncio.sleep(random.uniform(0.2, 1.0) * self.interval)  # nodes out of step
+        while True:
+            started, cpu = time.monotonic(), time.process_time()
+            spent = await self.check_next()
+            cpu = time.process_time() - cpu
+            self.cpu_seconds += cpu
+            # the next check starts when this one's cost, spread since it began, is in budget
+            due = max(self.interval, cpu / self.cpu_share, spent / self.byte_rate)
+            await asyncio.sleep(max(0.0, due - (time.monotonic() - started)))
+
+    async def check_next(self) -> int:
+        """Compare (and repair) the next table in turn; return the bytes exchanged."""
+        rep = self.replicator
+        targets = verify.table_targets(rep)
+        nodes = verify.nodes(rep)
+        if not targets or len(nodes) < 2 or not self._quiet(rep):
+            return 0
+        database, table = targets[self.turn % len(targets)]
+        self.turn += 1
+        ceiling = version_for_time((time.time() - SETTLE) * 1000.0)
+        run = verify.Run(rep, nodes, ceiling=ceiling)
+        try:
+            result = await run.table(database, table)
+            found = result["divergent"]
+            repaired = await verify.repair(run, database, table, found) if found else 0
+        except Exception as exc:  # a peer went away mid-check: try again next turn
+            self.errors += 1
+            log.info("background verify of %s.%s: %s", database, table, exc)
+            return run.bytes
+        self.checks += 1
+        self.divergent += len(found)
+        self.repaired += repaired
+        self.bytes += run.bytes
+        self.last = {
+            "at": time.time(),
+            "database": database,
+            "table": table,
+            "nodes": result["nodes"],
+            "skipped": sorted(result["skipped"]),
+            "divergent": len(found),
+            "repaired": repaired,
+        }
+        return run.bytes
+
+    @staticmethod
+    def _quiet(rep) -> bool:
+        """Check only while every link streams with nothing pending: a node catching up
+        lacks rows replication is about to bring, and repairing them is wasted work."""
+        for peer in rep.peers.values():
+            for link in peer.links.values():
+                machine = link.machine
+                if not link.streaming or machine is None or machine.stats.pending:
+                    return False
+        return True
+
+    def status(self) -> dict:
+        return {
+            "enabled": self.interval > 0,
+            "interval": self.interval,
+            "cpuPercentBudget": self.cpu_share * 100.0,
+            "bytesPerSecondBudget": self.byte_rate,
+            "checks": self.checks,
+            "divergentKeys": self.divergent,
+            "repairedRows": self.repaired,
+            "errors": self.errors,
+            "cpuSeconds": round(self.cpu_seconds, 3),
+            "bytes": self.bytes,
+            "last": self.last,
+        }
