@@ -13,7 +13,7 @@ replicate, and a repair never passes for a write of this node.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from agent.errors import ClientError
 from agent.storage.catalog import row_table
@@ -24,14 +24,15 @@ from agent.storage.writes import remember_version
 
 def records(
     conn: sqlite3.Connection, table: str, floor: int, ceiling: int | None = None
-) -> list[tuple]:
-    """Return (pk, doc, version, origin) of every live row and of tombstones >= `floor`;
-    with a `ceiling`, only writes older than it (newer ones may still be in flight)."""
+) -> Iterator[tuple]:
+    """Yield (pk, doc, version, origin) of every live row and of tombstones >= `floor`;
+    with a `ceiling`, only writes older than it (newer ones may still be in flight). The
+    cursor streams: consume it in the same read."""
     name = row_table(table)
     sql = f"SELECT pk, doc, version, origin FROM {name} WHERE (doc IS NOT NULL OR version >= ?)"
     if ceiling is None:
-        return conn.execute(sql, (floor,)).fetchall()
-    return conn.execute(sql + " AND version < ?", (floor, ceiling)).fetchall()
+        return conn.execute(sql, (floor,))
+    return conn.execute(sql + " AND version < ?", (floor, ceiling))
 
 
 def rows_for(conn: sqlite3.Connection, table: str, keys: Sequence[Any]) -> list[tuple]:
