@@ -6,11 +6,12 @@ differs; each repaired key is logged once, with the table and the nodes. Only wr
 than SETTLE seconds are compared, so what is still in flight is left to replication, and a
 turn is skipped while any of this node's links is down, copying or has records pending.
 
-Its cost is bounded: after a check, the next waits until this node's CPU time spent during
-the check is at most `replication.verifyCpuPercent` of one core, and the bytes exchanged at
-most `replication.verifyBytesPerSecond`, averaged since the check began. The CPU time is
-the process's (it includes whatever else ran meanwhile, so a busy node verifies less). The
-counters (checks, divergent keys, repairs, CPU seconds, bytes) are in cluster_status.
+Its cost is bounded: every index this node builds, for its own checks and for the peers'
+checks it answers, is charged to one CPU budget (`budget.py`: `verifyCpuPercent` of one
+core, with a 5 s burst); a turn waits until the budget holds tokens again, peers' background
+requests are refused while it is spent, and the bytes a check exchanges, spread since it
+began, stay within `verifyBytesPerSecond`. The counters (checks, divergent keys, repairs,
+deferred turns, CPU seconds and share, bytes) are in cluster_status.
 """
 
 from __future__ import annotations
@@ -35,14 +36,13 @@ class BackgroundVerify:
         config = replicator.config
         self.replicator = replicator
         self.interval = float(config.get("replication.verifyInterval"))
-        self.cpu_share = config.get("replication.verifyCpuPercent") / 100.0
         self.byte_rate = float(config.get("replication.verifyBytesPerSecond"))
         self.turn = 0
         self.checks = 0
         self.divergent = 0
         self.repaired = 0
         self.errors = 0
-        self.cpu_seconds = 0.0
+        self.deferred = 0  # turns skipped: this node's verify budget was spent
         self.bytes = 0
         self.last: dict | None = None
 
@@ -50,14 +50,18 @@ class BackgroundVerify:
         if self.interval <= 0:
             return
         await asyncio.sleep(random.uniform(0.2, 1.0) * self.interval)  # nodes out of step
+        budget = self.replicator.verify_indexes.budget
         while True:
-            started, cpu = time.monotonic(), time.process_time()
-            spent = await self.check_next()
-            cpu = time.process_time() - cpu
-            self.cpu_seconds += cpu
-            # the next check starts when this one's cost, spread since it began, is in budget
-            due = max(self.interval, cpu / self.cpu_share, spent / self.byte_rate)
-            await asyncio.sleep(max(0.0, due - (time.monotonic() - started)))
+            started = time.monotonic()
+            if budget.available():
+                sent = await self.check_next()
+            else:
+                sent = 0
+                self.deferred += 1
+            # the next check starts when the CPU bucket holds tokens again and the bytes of
+            # this one, spread since it began, are within their rate
+            due = max(self.interval, sent / self.byte_rate)
+            await asyncio.sleep(max(budget.wait_seconds(), due - (time.monotonic() - started), 0.0))
 
     async def check_next(self) -> int:
         """Compare (and repair) the next table in turn; return the bytes exchanged."""
@@ -69,7 +73,7 @@ class BackgroundVerify:
         database, table = targets[self.turn % len(targets)]
         self.turn += 1
         ceiling = version_for_time((time.time() - SETTLE) * 1000.0)
-        run = verify.Run(rep, nodes, ceiling=ceiling)
+        run = verify.Run(rep, nodes, ceiling=ceiling, background=True)
         try:
             result = await run.table(database, table)
             found = result["divergent"]
@@ -105,16 +109,19 @@ class BackgroundVerify:
         return True
 
     def status(self) -> dict:
+        budget = self.replicator.verify_indexes.budget
         return {
             "enabled": self.interval > 0,
             "interval": self.interval,
-            "cpuPercentBudget": self.cpu_share * 100.0,
+            "cpuPercentBudget": budget.share * 100.0,
             "bytesPerSecondBudget": self.byte_rate,
             "checks": self.checks,
             "divergentKeys": self.divergent,
             "repairedRows": self.repaired,
             "errors": self.errors,
-            "cpuSeconds": round(self.cpu_seconds, 3),
+            "deferred": self.deferred,
+            "cpuSeconds": round(budget.spent, 3),
+            "cpuShare": round(budget.used_share(), 5),
             "bytes": self.bytes,
             "last": self.last,
         }

@@ -20,6 +20,7 @@ from agent.core.routes import Dialing
 from agent.core.subscription import COPYING, STREAMING, Timing
 from agent.replication import credentials, transport
 from agent.replication.antientropy import BackgroundVerify
+from agent.replication.budget import Budget
 from agent.replication.endpoint import Endpoint
 from agent.replication.link import SubscriberLink
 from agent.replication.peers import Peer, normalize_url, resolve, route_peer
@@ -31,6 +32,8 @@ from agent.storage.system import NODES, SCHEMAS, SYSTEM
 from agent.storage.writes import LocalTransaction, WriteOp
 
 log = logging.getLogger(__name__)
+
+VERIFY_BURST = 5.0  # CPU seconds verify may spend at once before its budget holds it back
 
 
 def dialing_for(config) -> Dialing:
@@ -94,7 +97,9 @@ class Replicator:
         self._servers: list = []
         self._reconcile_task: asyncio.Task | None = None
         self.started = time.time()
-        self.verify_indexes = Indexes()  # cluster_verify runs this node answers for
+        share = config.get("replication.verifyCpuPercent") / 100.0
+        # cluster_verify runs this node answers for, charged to its verify CPU budget
+        self.verify_indexes = Indexes(Budget(share, VERIFY_BURST))
         self.last_verify: dict | None = None  # the last cluster_verify this node ran
         self.background = BackgroundVerify(self)
         self._background_task: asyncio.Task | None = None

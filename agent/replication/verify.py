@@ -26,6 +26,7 @@ from typing import Any
 from agent.core import digests as dg
 from agent.core import messages as m
 from agent.errors import ClientError, NotFound
+from agent.replication.budget import Budget
 from agent.storage import verify as sv
 from agent.storage.system import SYSTEM
 from agent.storage.writes import tombstone_horizon
@@ -46,9 +47,13 @@ PEER_OPERATIONS = {
 
 
 class Indexes:
-    """One node's indexes for the runs in progress: (run, database, table) -> Index."""
+    """One node's indexes for the runs in progress: (run, database, table) -> Index.
 
-    def __init__(self) -> None:
+    The CPU time of every build (on the reader thread) is charged to `budget`.
+    """
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
         self._items: dict[tuple, tuple[float, asyncio.Future]] = {}
 
     async def get(
@@ -64,13 +69,20 @@ class Indexes:
                 del self._items[min(self._items, key=lambda k: self._items[k][0])]
             db = _database(storage, database)
             _table(db, table)
-            future = asyncio.ensure_future(db.read(_build, table, floor, ceiling))
+            future = asyncio.ensure_future(self._build(db, table, floor, ceiling))
             self._items[key] = (now, future)
         return await asyncio.shield(self._items[key][1])
 
+    async def _build(self, db, table: str, floor: int, ceiling: int | None) -> dg.Index:
+        index, cpu = await db.read(_build, table, floor, ceiling)
+        self.budget.spend(cpu)
+        return index
 
-def _build(conn, table: str, floor: int, ceiling: int | None) -> dg.Index:
-    return dg.Index(sv.records(conn, table, floor, ceiling))
+
+def _build(conn, table: str, floor: int, ceiling: int | None) -> tuple[dg.Index, float]:
+    started = time.thread_time()
+    index = dg.Index(sv.records(conn, table, floor, ceiling))
+    return index, time.thread_time() - started
 
 
 def _database(storage, name: Any):
@@ -118,6 +130,8 @@ async def serve(replicator, body: dict) -> Any:
         run = body.get("run")
         if not isinstance(run, str) or not run:
             raise ClientError("'run' must name the verify run")
+        if body.get("background") and not replicator.verify_indexes.budget.available():
+            raise ClientError(f"{replicator.node}'s verify budget is spent; try again later")
         floor, ceiling = _version(body, "floor", 0), _version(body, "ceiling", None)
         index = await replicator.verify_indexes.get(
             storage, run, db.name, info.name, floor, ceiling
@@ -161,6 +175,7 @@ class Run:
     nodes: list[Node]
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
     ceiling: int | None = None  # compare only writes older than this version
+    background: bool = False  # peers may refuse when their verify budget is spent
     bytes: int = 0
     unreachable: dict[str, str] = field(default_factory=dict)
 
@@ -195,6 +210,8 @@ class Run:
         body = {**base, "run": self.run, "floor": floor}
         if self.ceiling is not None:
             body["ceiling"] = self.ceiling
+        if self.background:
+            body["background"] = True
         while not comp.done:
             if comp.digest_request():
                 comp.digests(
