@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 BITS = 64
 FANOUT_BITS = 4  # 16 children per prefix
 MAX_DEPTH = BITS // FANOUT_BITS
-LEAF = 48  # list the records of a differing prefix holding at most this many on every node
+LEAF = 16  # list the records of a differing prefix holding at most this many on every node
 ROOT = ""  # a prefix is a string of hex digits of the key hash; the root is empty
 
 

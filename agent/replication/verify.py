@@ -240,8 +240,10 @@ class Run:
     async def confirm(
         self, nodes: list[Node], base: dict, keys: list, horizons: dict
     ) -> list[dict]:
-        """Read the candidate keys again until they agree or CONFIRM_TRIES have passed."""
+        """Read the candidate keys again until they agree, or hold still (the same views
+        twice in a row: nothing in flight), or CONFIRM_TRIES have passed."""
         found: list[dict] = []
+        before = None
         for attempt in range(CONFIRM_TRIES):
             if not keys:
                 return []
@@ -250,6 +252,10 @@ class Run:
             answers = await self.ask_all(nodes, {**base, "operation": "verify_rows", "keys": keys})
             found = apart(answers, keys, horizons)
             keys = [d["key"] for d in found]
+            views = [(repr(d["key"]), sorted(d["nodes"].items())) for d in found]
+            if views == before:
+                break
+            before = views
         return found
 
 

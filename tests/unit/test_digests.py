@@ -79,7 +79,7 @@ def test_planted_differences_are_found_exactly_with_bytes_growing_with_k(big, k)
     comp, sent = _compare({"a": big, "b": other})
     assert set(comp.divergent) == planted
     # each difference costs a path of 16-way digests down to a leaf of at most LEAF records
-    depth = 4  # log16(100_000 / 48) rounded up
+    depth = 4  # log16(100_000 / 16) rounded up
     assert sent < k * (depth * 16 * 24 + 2 * d.LEAF * 40) + 200, sent
     assert sent < 6_000_000 // 100 * k  # far below sending the table (~6 MB)
 
