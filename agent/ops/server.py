@@ -1,8 +1,9 @@
 """The operations API over HTTP: the only module importing aiohttp.
 
-`POST /` takes `{"operation": ...}` JSON; `GET /health` answers without credentials. Every
-error, whatever raised it, leaves here as JSON `{"error": ...}` with its status and a JSON
-content type (HarperDB sometimes sends none).
+`POST /` takes `{"operation": ...}` JSON; `GET /health` and `GET /metrics` (Prometheus text,
+numbers only) answer without credentials. Every error, whatever raised it, leaves here as
+JSON `{"error": ...}` with its status and a JSON content type (HarperDB sometimes sends
+none).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ async def _not_here(request: web.Request) -> web.Response:
 
     Catch-all routes rather than a middleware: a middleware would wrap every operation.
     """
-    known = {"/": "GET, POST", "/health": "GET"}
+    known = {"/": "GET, POST", "/health": "GET", "/metrics": "GET"}
     allow = known.get(request.path)
     status, reason = (405, "Method Not Allowed") if allow else (404, "Not Found")
     message = f"{request.method} {request.path}: {reason}; send operations as POST /"
@@ -116,8 +117,10 @@ class OpsServer:
         )
         self.app.router.add_post("/", self._operation)
         self.app.router.add_get("/health", self._health)
+        self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/", self._root)
         self.app.router.add_route("*", "/health", _not_here)
+        self.app.router.add_route("*", "/metrics", _not_here)
         self.app.router.add_route("*", "/", _not_here)
         self.app.router.add_route("*", "/{tail:.*}", _not_here)
 
@@ -172,6 +175,15 @@ class OpsServer:
                 "uptime": round(time.time() - services.started, 3),
             }
         )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        from agent.ops import metrics
+        from agent.replication.status import cluster_status
+
+        rep = self.services.replication
+        status = await cluster_status(rep) if rep is not None else None
+        text = metrics.render(self.services, status)
+        return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
     async def _root(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":

@@ -82,8 +82,12 @@ def target_url(replicator, body: dict) -> str:
         raise ClientError(str(exc)) from None
 
 
-async def call_peer(replicator, url: str, header: str | None, body: dict) -> dict:
-    """Run one operation on a peer over a replication connection; raise ClientError if refused."""
+async def call_peer(
+    replicator, url: str, header: str | None, body: dict, timeout: float = OP_TIMEOUT
+) -> dict:
+    """Run one operation on a peer over a replication connection; raise ClientError if refused.
+
+    `timeout` bounds the answer (the dial stays bounded by OP_TIMEOUT)."""
     headers = {"Authorization": header} if header else {}
     try:
         conn = await replicator.dial(
@@ -95,11 +99,11 @@ async def call_peer(replicator, url: str, header: str | None, body: dict) -> dic
         raise ClientError(f"could not reach {url}: {exc}") from None
     try:
         await conn.send(m.serialize(m.OpRequest(1, body)))
-        async with asyncio.timeout(OP_TIMEOUT):
+        async with asyncio.timeout(timeout):
             reply = m.parse(await conn.recv())
     except TimeoutError:
         raise ClientError(
-            f"{url} did not answer {body['operation']} within {OP_TIMEOUT:.0f}s"
+            f"{url} did not answer {body['operation']} within {timeout:.0f}s"
         ) from None
     except Exception as exc:
         raise ClientError(

@@ -33,6 +33,8 @@ from agent.storage.writes import tombstone_horizon
 
 log = logging.getLogger(__name__)
 
+BATCH = 1024  # prefixes per request
+PEER_TIMEOUT = 600.0  # a peer's first answer builds its index: seconds for a large table
 CONFIRM_TRIES = 4
 CONFIRM_WAIT = 0.5
 INDEX_TTL = 120.0
@@ -72,6 +74,11 @@ class Indexes:
             future = asyncio.ensure_future(self._build(db, table, floor, ceiling))
             self._items[key] = (now, future)
         return await asyncio.shield(self._items[key][1])
+
+    def release(self, run: str) -> None:
+        """Forget a finished run's indexes now (a large one holds ~110 MB per million)."""
+        for key in [k for k in self._items if k[0] == run]:
+            del self._items[key]
 
     async def _build(self, db, table: str, floor: int, ceiling: int | None) -> dg.Index:
         index, cpu = await db.read(_build, table, floor, ceiling)
@@ -126,6 +133,9 @@ async def serve(replicator, body: dict) -> Any:
     info = _table(db, body.get("table"))
     if op == "verify_table":
         return {"horizon": await db.read(tombstone_horizon), "node": replicator.node}
+    if op == "verify_release":
+        replicator.verify_indexes.release(str(body.get("run")))
+        return {}
     if op in ("verify_digests", "verify_leaves"):
         run = body.get("run")
         if not isinstance(run, str) or not run:
@@ -149,9 +159,15 @@ async def serve(replicator, body: dict) -> Any:
         puts, forgets = body.get("puts"), body.get("forgets")
         m.check_rows(puts if isinstance(puts, list) else [None])
         if not isinstance(forgets, list) or not all(
-            isinstance(f, list) and len(f) == 2 for f in forgets
+            isinstance(f, list)
+            and len(f) == 2
+            and isinstance(f[0], (str, int, float))
+            and not isinstance(f[0], bool)
+            and isinstance(f[1], int)
+            and not isinstance(f[1], bool)
+            for f in forgets
         ):
-            raise ClientError("'forgets' must be a list of [key, below] pairs")
+            raise ClientError("'forgets' must be a list of [key, below version] pairs")
         changed = await db.write(sv.RepairRows(info.name, puts, [tuple(f) for f in forgets]))
         return {"changed": changed}
     raise ClientError(f"unknown verify operation {op!r}")
@@ -184,7 +200,7 @@ class Run:
             return await serve(self.replicator, body)
         from agent.replication.membership import call_peer
 
-        answer = await call_peer(self.replicator, node.url, node.header, body)
+        answer = await call_peer(self.replicator, node.url, node.header, body, PEER_TIMEOUT)
         self.bytes += len(m.serialize(m.OpRequest(1, body))) + len(
             m.serialize(m.OpResult(1, 200, answer))
         )
@@ -193,6 +209,16 @@ class Run:
     async def ask_all(self, nodes: list[Node], body: dict) -> dict[str, Any]:
         answers = await asyncio.gather(*(self.ask(n, body) for n in nodes))
         return {n.name: a for n, a in zip(nodes, answers, strict=True)}
+
+    async def ask_batched(self, nodes: list[Node], body: dict, op: str, prefixes: list) -> dict:
+        """Ask every node about `prefixes`, BATCH at a time (frames stay small however far
+        apart the tables are); return each node's answers in order."""
+        out: dict[str, list] = {n.name: [] for n in nodes}
+        for i in range(0, len(prefixes), BATCH):
+            part = {**body, "operation": op, "prefixes": prefixes[i : i + BATCH]}
+            for name, answer in (await self.ask_all(nodes, part)).items():
+                out[name] += answer
+        return out
 
     async def table(self, database: str, table: str) -> dict:
         """Compare one table on every reachable node; return its part of the answer."""
@@ -215,18 +241,13 @@ class Run:
         while not comp.done:
             if comp.digest_request():
                 comp.digests(
-                    await self.ask_all(
-                        nodes,
-                        {**body, "operation": "verify_digests", "prefixes": comp.digest_request()},
-                    )
+                    await self.ask_batched(nodes, body, "verify_digests", comp.digest_request())
                 )
             if comp.leaf_request():
                 comp.leaves(
-                    await self.ask_all(
-                        nodes,
-                        {**body, "operation": "verify_leaves", "prefixes": comp.leaf_request()},
-                    )
+                    await self.ask_batched(nodes, body, "verify_leaves", comp.leaf_request())
                 )
+        await self.release(nodes, body)
         divergent = await self.confirm(nodes, base, list(comp.divergent), horizons)
         return {
             "nodes": [n.name for n in nodes],
@@ -236,6 +257,11 @@ class Run:
             "rounds": comp.rounds,
             "seconds": round(time.monotonic() - started, 3),
         }
+
+    async def release(self, nodes: list[Node], body: dict) -> None:
+        """Tell every node the run's indexes are no longer needed (best effort)."""
+        done = {**body, "operation": "verify_release"}
+        await asyncio.gather(*(self.ask(n, done) for n in nodes), return_exceptions=True)
 
     async def confirm(
         self, nodes: list[Node], base: dict, keys: list, horizons: dict
@@ -249,7 +275,11 @@ class Run:
                 return []
             if attempt:
                 await asyncio.sleep(CONFIRM_WAIT)
-            answers = await self.ask_all(nodes, {**base, "operation": "verify_rows", "keys": keys})
+            answers: dict[str, list] = {n.name: [] for n in nodes}
+            for i in range(0, len(keys), BATCH):
+                part = {**base, "operation": "verify_rows", "keys": keys[i : i + BATCH]}
+                for name, rows in (await self.ask_all(nodes, part)).items():
+                    answers[name] += rows
             found = apart(answers, keys, horizons)
             keys = [d["key"] for d in found]
             views = [(repr(d["key"]), sorted(d["nodes"].items())) for d in found]
@@ -413,13 +443,15 @@ async def repair(run: Run, database: str, table: str, divergent: list[dict]) -> 
     changed = 0
     by_name = {n.name: n for n in run.nodes}
     for name in sorted(set(puts) | set(forgets)):
-        body = {
-            "operation": "verify_repair",
-            "database": database,
-            "table": table,
-            "keys": [],
-            "puts": puts.get(name, []),
-            "forgets": forgets.get(name, []),
-        }
-        changed += (await run.ask(by_name[name], body))["changed"]
+        mine, gone = puts.get(name, []), forgets.get(name, [])
+        for i in range(0, max(len(mine), len(gone)), BATCH):
+            body = {
+                "operation": "verify_repair",
+                "database": database,
+                "table": table,
+                "keys": [],
+                "puts": mine[i : i + BATCH],
+                "forgets": gone[i : i + BATCH],
+            }
+            changed += (await run.ask(by_name[name], body))["changed"]
     return changed

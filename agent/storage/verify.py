@@ -77,7 +77,8 @@ class RepairRows:
         ctx.conn.executemany(
             f"DELETE FROM {name} WHERE pk = ? AND doc IS NOT NULL AND version < ?", self.forgets
         )
+        changed = ctx.conn.total_changes - before
         top = max((row[2] for row in self.puts), default=0)
         if top:
             remember_version(ctx.conn, top)  # the clock never restarts below a repaired write
-        return ctx.conn.total_changes - before
+        return changed

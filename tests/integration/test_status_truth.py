@@ -55,3 +55,24 @@ def test_a_lost_peer_shows_down_with_nothing_stale(tmp_path, fault):
                 b.resume()
     finally:
         cluster.kill_all()
+
+
+def test_metrics_in_prometheus_text_without_credentials(tmp_path):
+    cluster = Cluster(tmp_path, 2, config=FAST).start()
+    try:
+        a, b = cluster
+        a.op({"operation": "create_table", "database": "dev", "table": "dog", "primary_key": "id"})
+        cluster.join()
+        cluster.wait_connected()
+        a.op({"operation": "cluster_verify"})
+        resp = a.session.get(a.url + "/metrics", timeout=10)
+        assert resp.status_code == 200
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = resp.text
+        assert f'harper_replication_connected{{peer="{b.host}",database="dev"}} 1' in text
+        assert "# TYPE harper_verify_checks_total counter" in text
+        assert "harper_verify_last_agreed 1" in text
+        assert a.password not in text
+        assert a.session.post(a.url + "/metrics", timeout=10).status_code == 405
+    finally:
+        cluster.kill_all()
