@@ -25,6 +25,7 @@ from typing import Any
 
 from agent.core import digests as dg
 from agent.core import messages as m
+from agent.core.errors import RemoteProtocolError
 from agent.errors import ClientError, NotFound
 from agent.replication.budget import Budget
 from agent.storage import verify as sv
@@ -117,11 +118,19 @@ def _prefixes(body: dict) -> list[str]:
     return prefixes
 
 
+def _is_key(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _version_ok(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63
+
+
 def _version(body: dict, name: str, default: int | None) -> int | None:
     value = body.get(name, default)
     if value is None and default is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 63:
+    if not _version_ok(value):
         raise ClientError(f"'{name}' must be a version (a non-negative integer)")
     return value
 
@@ -143,28 +152,26 @@ async def serve(replicator, body: dict) -> Any:
         if body.get("background") and not replicator.verify_indexes.budget.available():
             raise ClientError(f"{replicator.node}'s verify budget is spent; try again later")
         floor, ceiling = _version(body, "floor", 0), _version(body, "ceiling", None)
+        prefixes = _prefixes(body)
         index = await replicator.verify_indexes.get(
             storage, run, db.name, info.name, floor, ceiling
         )
-        prefixes = _prefixes(body)
         if op == "verify_digests":
             return [list(index.digest(p)) for p in prefixes]
         return [[list(r) for r in index.leaf(p)] for p in prefixes]
     keys = body.get("keys")
-    if not isinstance(keys, list):
-        raise ClientError("'keys' must be a list")
+    if not isinstance(keys, list) or not all(_is_key(k) for k in keys):
+        raise ClientError("'keys' must be a list of primary keys")
     if op == "verify_rows":
         return [list(r) for r in await db.read(sv.rows_for, info.name, keys)]
     if op == "verify_repair":
         puts, forgets = body.get("puts"), body.get("forgets")
-        m.check_rows(puts if isinstance(puts, list) else [None])
+        try:
+            m.check_rows(puts if isinstance(puts, list) else [None])
+        except RemoteProtocolError as exc:
+            raise ClientError(f"'puts': {exc}") from None
         if not isinstance(forgets, list) or not all(
-            isinstance(f, list)
-            and len(f) == 2
-            and isinstance(f[0], (str, int, float))
-            and not isinstance(f[0], bool)
-            and isinstance(f[1], int)
-            and not isinstance(f[1], bool)
+            isinstance(f, list) and len(f) == 2 and _is_key(f[0]) and _version_ok(f[1])
             for f in forgets
         ):
             raise ClientError("'forgets' must be a list of [key, below version] pairs")

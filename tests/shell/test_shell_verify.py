@@ -47,3 +47,40 @@ async def test_tables_far_apart_are_compared_in_batches_and_repaired(tmp_path, m
         await cluster.converge(20)
     finally:
         await cluster.close()
+
+
+async def test_bad_verify_requests_get_clear_refusals(tmp_path) -> None:
+    from agent.errors import ClientError, NotFound
+
+    cluster = Cluster(tmp_path, seed_for(910), 1)
+    try:
+        await cluster.start({DATA: ["a"]})
+        rep = cluster.nodes["n0"].replicator
+        base = {"database": DATA, "table": "a", "run": "r1"}
+        bad = [
+            ({**base, "database": "nope", "operation": "verify_table"}, NotFound),
+            ({**base, "database": "system", "operation": "verify_table"}, NotFound),
+            ({**base, "table": "zz", "operation": "verify_table"}, NotFound),
+            ({**base, "operation": "verify_digests", "prefixes": ["xyz"]}, ClientError),
+            ({**base, "operation": "verify_digests", "prefixes": "0"}, ClientError),
+            ({**base, "operation": "verify_digests", "prefixes": ["0"], "floor": -1}, ClientError),
+            ({**base, "operation": "verify_leaves", "run": 5, "prefixes": []}, ClientError),
+            ({**base, "operation": "verify_rows", "keys": [{"x": 1}]}, ClientError),
+            ({**base, "operation": "verify_repair", "keys": [], "puts": [[1]]}, ClientError),
+            (
+                {**base, "operation": "verify_repair", "keys": [], "puts": [], "forgets": [[1]]},
+                ClientError,
+            ),
+            ({**base, "operation": "verify_everything", "keys": []}, ClientError),
+        ]
+        for body, error in bad:
+            try:
+                await verify.serve(rep, body)
+            except error as exc:
+                assert exc.message, body
+            else:
+                raise AssertionError(f"accepted {body}")
+        ok = await verify.serve(rep, {**base, "operation": "verify_digests", "prefixes": ["", "f"]})
+        assert ok == [[0, 0], [0, 0]]
+    finally:
+        await cluster.close()
