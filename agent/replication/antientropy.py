@@ -3,14 +3,16 @@
 Every `replication.verifyInterval` (0: off) the node compares the next replicated table, in
 turn, with every peer (verify.Run, the same comparison as cluster_verify) and repairs what
 differs; each repaired key is logged once, with the table and the nodes. Only writes older
-than SETTLE seconds are compared, so what is still in flight is left to replication, and a
-turn is skipped while any of this node's links is down, copying or has records pending.
+than SETTLE seconds (to the minute) are compared, so what is still in flight is left to
+replication, and a turn is skipped while any of this node's links is down, copying or has
+records pending.
 
 Its cost is bounded: every index this node builds, for its own checks and for the peers'
 checks it answers, is charged to one CPU budget (`budget.py`: `verifyCpuPercent` of one
-core, with a 5 s burst); a turn waits until the budget holds tokens again, peers' background
-requests are refused while it is spent, and the bytes a check exchanges, spread since it
-began, stay within `verifyBytesPerSecond`. The counters (checks, divergent keys, repairs,
+core, with a 5 s burst); checks of the same table in the same minute share one index per
+node; a turn waits until the budget holds tokens again, peers' background requests that
+need a new index are refused while it is spent, and the bytes a check exchanges, spread
+since it began, stay within `verifyBytesPerSecond`. The counters (checks, divergent keys, repairs,
 deferred turns, CPU seconds and share, bytes) are in cluster_status.
 """
 
@@ -72,7 +74,8 @@ class BackgroundVerify:
             return 0
         database, table = targets[self.turn % len(targets)]
         self.turn += 1
-        ceiling = version_for_time((time.time() - SETTLE) * 1000.0)
+        # to the minute: peers checking this table in the same minute share their indexes
+        ceiling = version_for_time((time.time() - SETTLE) // 60 * 60 * 1000.0)
         run = verify.Run(rep, nodes, ceiling=ceiling, background=True)
         try:
             result = await run.table(database, table)

@@ -132,6 +132,7 @@ class Replicator:
                 self._servers.append(server)
 
     async def stop(self) -> None:
+        self.verify_indexes.stop.set()  # a verify index being built must not hold the stop
         for task in (self._reconcile_task, self._background_task):
             if task is not None:
                 task.cancel()

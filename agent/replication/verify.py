@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 from agent.core import digests as dg
 from agent.core import messages as m
 from agent.core.errors import RemoteProtocolError
-from agent.errors import ClientError, NotFound
+from agent.errors import ClientError, NotFound, StorageError
 from agent.replication.budget import Budget
 from agent.storage import verify as sv
 from agent.storage.system import SYSTEM
@@ -50,24 +51,42 @@ PEER_OPERATIONS = {
 
 
 class Indexes:
-    """One node's indexes for the runs in progress: (run, database, table) -> Index.
+    """One node's indexes for the runs in progress.
 
-    The CPU time of every build (on the reader thread) is charged to `budget`.
+    An on-demand run has indexes of its own (key: its run id). Background checks share
+    theirs (key: "background" with the table, floor and ceiling; coordinators round the
+    ceiling to the minute), so peers checking the same table at about the same time cost
+    one build. Every build is charged to `budget`: its expected cost (the last build of the
+    table) when it starts, corrected to the thread's CPU time when it ends. A background
+    request that needs a new build is refused while the budget is spent; one served from a
+    built index never is (a check is not abandoned halfway). `stop` ends builds in progress
+    when the node stops.
     """
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
+        self.stop = threading.Event()
         self._items: dict[tuple, tuple[float, asyncio.Future]] = {}
+        self._costs: dict[tuple, float] = {}  # (database, table) -> CPU of its last build
 
     async def get(
-        self, storage, run: str, database: str, table: str, floor: int, ceiling: int | None
+        self,
+        storage,
+        run: str,
+        database: str,
+        table: str,
+        floor: int,
+        ceiling: int | None,
+        background: bool = False,
     ) -> dg.Index:
         now = time.monotonic()
         for key, (at, _) in list(self._items.items()):
             if now - at > INDEX_TTL:
                 del self._items[key]
-        key = (run, database, table, floor, ceiling)
+        key = ("background" if background else run, database, table, floor, ceiling)
         if key not in self._items:
+            if background and not self.budget.available():
+                raise ClientError("this node's verify budget is spent; try again later")
             while len(self._items) >= MAX_INDEXES:
                 del self._items[min(self._items, key=lambda k: self._items[k][0])]
             db = _database(storage, database)
@@ -82,15 +101,30 @@ class Indexes:
             del self._items[key]
 
     async def _build(self, db, table: str, floor: int, ceiling: int | None) -> dg.Index:
-        index, cpu = await db.read(_build, table, floor, ceiling)
-        self.budget.spend(cpu)
+        expected = self._costs.get((db.name, table), 0.0)
+        self.budget.spend(expected)
+        try:
+            index, cpu = await db.read(_build, table, floor, ceiling, self.stop)
+        except BaseException:
+            self.budget.spend(-expected)
+            raise
+        self.budget.spend(cpu - expected)
+        self._costs[(db.name, table)] = cpu
         return index
 
 
-def _build(conn, table: str, floor: int, ceiling: int | None) -> tuple[dg.Index, float]:
+def _build(conn, table: str, floor: int, ceiling: int | None, stop) -> tuple[dg.Index, float]:
     started = time.thread_time()
-    index = dg.Index(sv.records(conn, table, floor, ceiling))
+    index = dg.Index(_until(stop, sv.records(conn, table, floor, ceiling)))
     return index, time.thread_time() - started
+
+
+def _until(stop, rows):
+    """Pass rows through, ending with StorageError once the node is stopping."""
+    for i, row in enumerate(rows):
+        if not i % 4096 and stop.is_set():
+            raise StorageError("the node is stopping; verify index abandoned")
+        yield row
 
 
 def _database(storage, name: Any):
@@ -141,7 +175,11 @@ async def serve(replicator, body: dict) -> Any:
     db = _database(storage, body.get("database"))
     info = _table(db, body.get("table"))
     if op == "verify_table":
-        return {"horizon": await db.read(tombstone_horizon), "node": replicator.node}
+        return {
+            "horizon": await db.read(tombstone_horizon),
+            "node": replicator.node,
+            "peers": [[n.name, n.url] for n in nodes(replicator)[1:]],
+        }
     if op == "verify_release":
         replicator.verify_indexes.release(str(body.get("run")))
         return {}
@@ -149,12 +187,10 @@ async def serve(replicator, body: dict) -> Any:
         run = body.get("run")
         if not isinstance(run, str) or not run:
             raise ClientError("'run' must name the verify run")
-        if body.get("background") and not replicator.verify_indexes.budget.available():
-            raise ClientError(f"{replicator.node}'s verify budget is spent; try again later")
         floor, ceiling = _version(body, "floor", 0), _version(body, "ceiling", None)
         prefixes = _prefixes(body)
         index = await replicator.verify_indexes.get(
-            storage, run, db.name, info.name, floor, ceiling
+            storage, run, db.name, info.name, floor, ceiling, bool(body.get("background"))
         )
         if op == "verify_digests":
             return [list(index.digest(p)) for p in prefixes]
@@ -231,12 +267,22 @@ class Run:
         """Compare one table on every reachable node; return its part of the answer."""
         base = {"operation": "verify_table", "database": database, "table": table}
         nodes, horizons, skipped = [], {}, {}
-        for node in self.nodes:
+        queue = list(self.nodes)
+        while queue:  # every node asked names its peers: one this node has not heard of
+            node = queue.pop(0)  # yet (membership still replicating) is compared too
             try:
-                horizons[node.name] = (await self.ask(node, base))["horizon"]
-                nodes.append(node)
+                answer = await self.ask(node, base)
             except (ClientError, NotFound) as exc:
                 skipped[node.name] = exc.message
+                continue
+            horizons[node.name] = answer["horizon"]
+            nodes.append(node)
+            known = {n.name for n in self.nodes} | {url for n in self.nodes for url in [n.url]}
+            for name, url in answer.get("peers", []):
+                if name not in known and url not in known:
+                    extra = Node(name, url)
+                    self.nodes.append(extra)
+                    queue.append(extra)
         started = time.monotonic()
         floor = max(horizons.values(), default=0)
         comp = dg.Comparison([n.name for n in nodes])
@@ -382,10 +428,12 @@ def _targets(replicator, body: dict) -> list[tuple[str, str]]:
 
 
 def nodes(replicator) -> list[Node]:
+    """This node and every peer; a peer not yet heard from is named by its URL (compared
+    all the same, or listed as skipped: never silently left out)."""
     nodes = [Node(replicator.node, None)]
     for peer in replicator.peers.values():
-        if peer.name and peer.name != replicator.node:
-            nodes.append(Node(peer.name, peer.url, peer.authorization))
+        if peer.name != replicator.node:
+            nodes.append(Node(peer.name or peer.url, peer.url, peer.authorization))
     return nodes
 
 

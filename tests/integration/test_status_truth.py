@@ -1,10 +1,13 @@
 """cluster_status on real agents: a killed or paused peer shows down, since when and why,
-with no stale latency, lag or backlog; the last verify is part of the answer."""
+with no stale latency, lag or backlog; a copy shows its own progress, not the log as
+backlog; an origin no link brings is shown unserved; the last verify is part of the
+answer; /metrics has the same figures."""
 
 from __future__ import annotations
 
 import pytest
 from harness import Cluster, wait_for
+from test_replication_faults import Partition, needs_iptables
 
 FAST = {"replication": {"pingInterval": "300ms", "pingTimeout": "2s", "stallTimeout": "2s"}}
 
@@ -74,5 +77,54 @@ def test_metrics_in_prometheus_text_without_credentials(tmp_path):
         assert "harper_verify_last_agreed 1" in text
         assert a.password not in text
         assert a.session.post(a.url + "/metrics", timeout=10).status_code == 405
+    finally:
+        cluster.kill_all()
+
+
+def test_a_copy_in_progress_shows_copying_and_no_log_backlog(tmp_path):
+    slow_copy = {**FAST, "replication": {**FAST["replication"], "copyChunkRecords": 200}}
+    cluster = Cluster(tmp_path, 2, config=slow_copy)
+    a, b = cluster
+    a.start()
+    try:
+        a.op({"operation": "create_table", "database": "dev", "table": "dog", "primary_key": "id"})
+        for start in range(0, 60_000, 5_000):
+            records = [{"id": i, "pad": "x" * 300} for i in range(start, start + 5_000)]
+            a.op({"operation": "insert", "database": "dev", "table": "dog", "records": records})
+        b.start()
+        b.join(a)
+        seen = wait_for(
+            lambda: (lambda s: s if s["lastReceivedStatus"] == "Copying" else None)(_socket(b, a)),
+            30,
+            0.05,
+            what="b copying from a",
+        )
+        assert seen["copy"]["state"] == "copying" and seen["copy"]["total"] == 60_000
+        assert seen["behind"] == []  # the copy's own progress says how far; not the log
+        wait_for(lambda: _socket(b, a)["copy"]["state"] == "done", 60, 0.2)
+    finally:
+        cluster.kill_all()
+
+
+@needs_iptables
+def test_an_origin_no_link_serves_is_shown_unserved(tmp_path):
+    no_relay = {**FAST, "replication": {**FAST["replication"], "failOver": False}}
+    cluster = Cluster(tmp_path, 3, config=no_relay).start()
+    try:
+        a, b, c = cluster
+        a.op({"operation": "create_table", "database": "dev", "table": "dog", "primary_key": "id"})
+        cluster.join()
+        cluster.wait_connected()
+
+        def unserved(node, origin) -> bool:
+            rows = node.op({"operation": "cluster_status"})["origins"]["dev"]
+            return next(r for r in rows if r["origin"] == origin.host)["unserved"]
+
+        assert not unserved(c, a)
+        with Partition(a.host, c.host):
+            wait_for(lambda: unserved(c, a), 15, 0.2, what="c showing a unserved")
+            wait_for(lambda: unserved(a, c), 15, 0.2, what="a showing c unserved")
+            assert not unserved(b, a) and not unserved(b, c)
+        wait_for(lambda: not unserved(c, a), 30, 0.2, what="a served again on c")
     finally:
         cluster.kill_all()

@@ -43,7 +43,7 @@ async def test_tables_far_apart_are_compared_in_batches_and_repaired(tmp_path, m
 
         mended = await verify.cluster_verify(n1.replicator, {"repair": True})
         assert mended["agreed"] is True, mended["databases"]
-        assert mended["repaired"] == 2500
+        assert mended["repaired"] == 2500, mended
         await cluster.converge(20)
     finally:
         await cluster.close()
