@@ -106,9 +106,18 @@ def plant(path: Path) -> set:
     return set(keys)
 
 
+STOPS: list[dict] = []  # how long each SIGTERM stop took (a slow one keeps its log tail)
+
+
 def restart_all(cluster, interval: str | None) -> None:
     for node in cluster:
-        node.stop()
+        started = time.perf_counter()
+        node.stop(120)
+        took = time.perf_counter() - started
+        stop = {"node": node.host, "seconds": round(took, 2)}
+        if took > 8:
+            stop["log_tail"] = (node.root / "log" / "hdb.log").read_text().splitlines()[-40:]
+        STOPS.append(stop)
         settings = node.extra_config.setdefault("replication", {})
         if interval is None:
             settings.pop("verifyInterval", None)
@@ -186,6 +195,7 @@ def measure(workdir: Path, env: dict, rss) -> dict:
     finally:
         stop_agents(cluster.nodes)
     result["throughput_3n_b1000"] = throughput(workdir, env, rss)
+    result["stops"] = STOPS
     return result
 
 
@@ -219,6 +229,7 @@ def main() -> int:
             f"throughput pass {label}: {cell['median_records_per_s']:,.0f} rec/s "
             f"({cell['ratio_to_off']}x off) runs {cell['runs']}"
         )
+    print(f"stops (SIGTERM) seconds: {[s['seconds'] for s in result['stops']]}")
     print(f"wrote {RESULTS}")
     return 0
 
