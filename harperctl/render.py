@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -707,6 +708,38 @@ def print_verify(console: Console, answer: Mapping[str, Any]) -> None:
             f"{verdict} ({len(nodes)} nodes, {answer.get('bytes', 0)} bytes exchanged{extra})",
             style=style,
         )
+    )
+
+
+@contextlib.contextmanager
+def verify_progress(label: str) -> Iterator[Callable[[Any], None]]:
+    """Yield `show(verifying)`: a transient status line on stderr for one table's verify."""
+    started = time.monotonic()
+    console = Console(stderr=True)
+    with console.status(f"verifying {label}") as status:
+
+        def show(verifying: Any) -> None:
+            status.update(
+                f"verifying {label}: {verify_phase(verifying, time.monotonic() - started)}"
+            )
+
+        yield show
+
+
+def verify_phase(verifying: Any, elapsed: float) -> str:
+    """One line for cluster_status's `verifying`: phase, rounds, records, candidates."""
+    if not isinstance(verifying, dict):
+        return f"starting ({elapsed:.0f}s)"
+    phase = str(verifying.get("phase", "?"))
+    nodes = verifying.get("nodes") or []
+    if phase == "indexing":
+        return f"indexing on {len(nodes)} nodes ({elapsed:.0f}s)"
+    records = verifying.get("records") or {}
+    most = max(records.values(), default=0)
+    return (
+        f"{phase}, round {verifying.get('rounds', 0)}, {verifying.get('ranges', 0):,} ranges, "
+        f"{most:,} records per node, {verifying.get('candidates', 0):,} keys apart so far "
+        f"({elapsed:.0f}s)"
     )
 
 

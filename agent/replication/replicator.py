@@ -101,6 +101,7 @@ class Replicator:
         # cluster_verify runs this node answers for, charged to its verify CPU budget
         self.verify_indexes = Indexes(Budget(share, VERIFY_BURST))
         self.last_verify: dict | None = None  # the last cluster_verify this node ran
+        self.verifying: dict | None = None  # the table a cluster_verify compares right now
         self.background = BackgroundVerify(self)
         self._background_task: asyncio.Task | None = None
 

@@ -171,5 +171,6 @@ async def cluster_status(replicator) -> dict:
             for database in replicator.replicated_databases()
         },
         "verify": replicator.last_verify,
+        "verifying": replicator.verifying,
         "antiEntropy": replicator.background.status(),
     }

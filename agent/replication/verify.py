@@ -291,16 +291,24 @@ class Run:
             body["ceiling"] = self.ceiling
         if self.background:
             body["background"] = True
+        progress = self.progress(database, table, [n.name for n in nodes], "indexing")
         while not comp.done:
             if comp.digest_request():
-                comp.digests(
-                    await self.ask_batched(nodes, body, "verify_digests", comp.digest_request())
+                answers = await self.ask_batched(
+                    nodes, body, "verify_digests", comp.digest_request()
                 )
+                if not comp.rounds:  # the root: every node's record count
+                    progress["records"] = {n: a[0][0] for n, a in answers.items()}
+                comp.digests(answers)
+                progress.update(phase="comparing", rounds=comp.rounds)
+                progress.update(ranges=comp.ranges_compared, candidates=len(comp.divergent))
             if comp.leaf_request():
                 comp.leaves(
                     await self.ask_batched(nodes, body, "verify_leaves", comp.leaf_request())
                 )
+                progress["candidates"] = len(comp.divergent)
         await self.release(nodes, body)
+        progress["phase"] = "confirming"
         divergent = await self.confirm(nodes, base, list(comp.divergent), horizons)
         return {
             "nodes": [n.name for n in nodes],
@@ -310,6 +318,24 @@ class Run:
             "rounds": comp.rounds,
             "seconds": round(time.monotonic() - started, 3),
         }
+
+    def progress(self, database: str, table: str, nodes: list[str], phase: str) -> dict:
+        """Start showing this table's comparison in cluster_status (`verifying`); the
+        on-demand runs only: the background pass has its own counters."""
+        shown = {
+            "database": database,
+            "table": table,
+            "nodes": nodes,
+            "phase": phase,
+            "since": time.time(),
+            "rounds": 0,
+            "ranges": 0,
+            "candidates": 0,
+            "records": {},
+        }
+        if not self.background:
+            self.replicator.verifying = shown
+        return shown
 
     async def release(self, nodes: list[Node], body: dict) -> None:
         """Tell every node the run's indexes are no longer needed (best effort)."""
@@ -443,6 +469,13 @@ async def cluster_verify(replicator, body: dict) -> dict:
     if not isinstance(mend, bool):
         raise ClientError("'repair' must be true or false")
     targets = _targets(replicator, body)
+    try:
+        return await _verify(replicator, targets, mend)
+    finally:
+        replicator.verifying = None
+
+
+async def _verify(replicator, targets: list[tuple[str, str]], mend: bool) -> dict:
     started = time.monotonic()
     run = Run(replicator, nodes(replicator))
     tables: dict[str, dict] = {}
@@ -470,6 +503,7 @@ async def cluster_verify(replicator, body: dict) -> dict:
     }
     if mend:
         answer["repaired"] = repaired
+    replicator.verifying = None
     replicator.last_verify = {
         "at": time.time(),
         "agreed": answer["agreed"],

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import click
 
-from harperctl import render
-from harperctl.commands._context import AppContext, pass_app
+from harperctl import render, terminal
+from harperctl.commands._context import AppContext, make_client, pass_app
 from harperctl.commands._options import examples
 from harperctl.errors import HarperctlError, UsageError
 
@@ -24,7 +25,8 @@ wins). With --repair it puts the winner on every node that differs and compares 
 \b
 Exit codes: 0 every node agrees (after --repair: the second comparison agrees), 1 some
 keys differ or a node could not be compared, and the usual ones otherwise (see harperctl
---help). Progress is shown per table on a terminal.
+--help). On a terminal, each table's progress (indexing, comparison rounds, records per
+node, candidates) is shown while it runs.
 """
 
 
@@ -64,20 +66,52 @@ def verify(
         client.timeout = max(client.timeout, VERIFY_TIMEOUT)
     targets = _targets(app, database, table)
     parts = []
-    with render.progress_bar(len(targets), "verifying") as advance:
-        for db, tb in targets:
-            body: dict[str, Any] = {"operation": "cluster_verify", "database": db}
-            if tb is not None:
-                body["table"] = tb
-            if repair:
-                body["repair"] = True
-            parts.append(app.call(body))
-            advance(1)
+    for number, (db, tb) in enumerate(targets, 1):
+        body: dict[str, Any] = {"operation": "cluster_verify", "database": db}
+        if tb is not None:
+            body["table"] = tb
+        if repair:
+            body["repair"] = True
+        label = f"{db}.{tb}" if tb else db
+        if len(targets) > 1:
+            label = f"[{number}/{len(targets)}] {label}"
+        parts.append(_call_showing_progress(app, body, label))
     answer = merge(parts, repair)
     app.emit(answer, render.print_verify)
     if not answer["agreed"]:
         skipped = f"; not compared: {', '.join(answer['skipped'])}" if answer["skipped"] else ""
         raise Divergent(f"{answer['divergent']} keys differ between nodes{skipped}")
+
+
+def _call_showing_progress(app: AppContext, body: dict, label: str) -> Any:
+    """Run one cluster_verify; on a terminal, show its phase from cluster_status meanwhile
+    (polled on a second connection every half second)."""
+    if app.json_output or not terminal.stderr_is_terminal():
+        return app.call(body)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["answer"] = app.call(body)
+        except BaseException as exc:  # re-raised on the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="verify", daemon=True)
+    worker.start()
+    watcher = make_client(app.settings)
+    try:
+        with render.verify_progress(label) as show:
+            while worker.is_alive():
+                worker.join(0.5)
+                try:
+                    show(watcher.call({"operation": "cluster_status"}).get("verifying"))
+                except HarperctlError:
+                    continue  # the display only; the verify itself reports its errors
+    finally:
+        watcher.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["answer"]
 
 
 def _targets(app: AppContext, database: str | None, table: str | None) -> list[tuple]:

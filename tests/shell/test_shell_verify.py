@@ -34,7 +34,19 @@ async def test_tables_far_apart_are_compared_in_batches_and_repaired(tmp_path, m
         ]
         await db.write(RepairRows("a", tampered, []))
 
+        seen: list = []
+        show = verify.Run.progress
+
+        def progress(self, *args):
+            shown = show(self, *args)
+            seen.append(shown)  # the dict cluster_status shows while the table is compared
+            return shown
+
+        monkeypatch.setattr(verify.Run, "progress", progress)
         found = await verify.cluster_verify(n0.replicator, {"database": DATA})
+        assert n0.replicator.verifying is None  # cleared once the run ends
+        assert seen[0]["phase"] == "confirming" and seen[0]["records"][n2.name] == 1000
+        assert seen[0]["records"][n0.name] == 3000 and seen[0]["rounds"] >= 2
         table = found["databases"][DATA]["a"]
         keys = {d["key"] for d in table["divergent"]}
         assert keys == set(range(2500)) and found["agreed"] is False
