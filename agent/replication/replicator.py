@@ -33,7 +33,9 @@ from agent.storage.writes import LocalTransaction, WriteOp
 
 log = logging.getLogger(__name__)
 
-VERIFY_BURST = 5.0  # CPU seconds verify may spend at once before its budget holds it back
+# CPU seconds of verify work before the budget holds it back: one index build may overdraw
+# it, and a larger burst let a fresh node spend seconds of CPU on verify under load.
+VERIFY_BURST = 1.0
 
 
 def dialing_for(config) -> Dialing:
