@@ -292,6 +292,18 @@ def meshed(agents: list[Agent], timeout: float = 30.0) -> bool:
     return True
 
 
+def socket_of(node: Agent, peer: Agent, database: str = "dev") -> dict:
+    """Return `node`'s cluster_status socket for `peer` on `database`."""
+    status = node.op({"operation": "cluster_status"})
+    return next(
+        s
+        for c in status["connections"]
+        if c["name"] == peer.host
+        for s in c["database_sockets"]
+        if s["database"] == database
+    )
+
+
 def search_ids(node: Agent, database: str, table: str, ids: list) -> list:
     status, body = node.request(
         {

@@ -51,8 +51,14 @@ def render(services, status: dict | None) -> str:
     out.add(
         "harper_uptime_seconds", "gauge", "Seconds since start.", time.time() - services.started
     )
-    if status is None:
-        return "\n".join(out.lines) + "\n"
+    if status is not None:
+        _links(out, status)
+        _verify(out, status)
+    return "\n".join(out.lines) + "\n"
+
+
+def _links(out: _Out, status: dict) -> None:
+    """Per link: streaming, gaps, behind per origin; per database: unserved origins."""
     for conn in status.get("connections", []):
         for s in conn.get("database_sockets", []):
             peer, database = conn.get("name"), s.get("database")
@@ -98,6 +104,10 @@ def render(services, status: dict | None) -> str:
                 database=database,
                 origin=origin["origin"],
             )
+
+
+def _verify(out: _Out, status: dict) -> None:
+    """The background pass's counters and the last cluster_verify run here."""
     passes = status.get("antiEntropy") or {}
     for name, key, kind, help_ in VERIFY:
         out.add(name, kind, help_, passes.get(key) or 0)
@@ -115,4 +125,3 @@ def render(services, status: dict | None) -> str:
             "When the last cluster_verify run here finished.",
             last.get("at") or 0,
         )
-    return "\n".join(out.lines) + "\n"

@@ -19,7 +19,7 @@ from agent import jsonx
 from agent.core import messages as m
 from agent.core.routes import RouteError, parse_route
 from agent.errors import ClientError, NotFound
-from agent.replication import departure, joinusers, verify
+from agent.replication import departure, joinusers, verifypeer
 from agent.replication.peers import authorization_header, normalize_url, start_version
 from agent.replication.transport import DialError
 from agent.storage import query
@@ -255,8 +255,8 @@ async def handle_peer_operation(replicator, body: dict, identity) -> dict:
         return {"node": replicator.node}
     if op == "origin_heads":
         return await departure.origin_heads(replicator)
-    if op in verify.PEER_OPERATIONS:
-        return await verify.serve(replicator, body)
+    if op in verifypeer.PEER_OPERATIONS:
+        return await verifypeer.serve(replicator, body)
     raise ClientError(f"unknown peer operation {op!r}")
 
 

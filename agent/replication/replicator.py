@@ -26,7 +26,7 @@ from agent.replication.link import SubscriberLink
 from agent.replication.peers import Peer, normalize_url, resolve, route_peer
 from agent.replication.syncgate import SyncGate
 from agent.replication.tail import LogTail, Tails
-from agent.replication.verify import Indexes
+from agent.replication.verifypeer import Indexes
 from agent.storage import query
 from agent.storage.system import NODES, SCHEMAS, SYSTEM
 from agent.storage.writes import LocalTransaction, WriteOp

@@ -7,7 +7,7 @@ import subprocess
 import threading
 
 import pytest
-from harness import Agent, Cluster, count, search_ids, wait_for
+from harness import Agent, Cluster, count, search_ids, socket_of, wait_for
 
 
 def _insert(node, table, ids, database="dev"):
@@ -370,16 +370,6 @@ def test_a_black_holed_link_is_reported_down_not_healthy(tmp_path):
         a, b = cluster
         _make_table(a)
         cluster.join()
-
-        def socket_of(node, peer):
-            status = node.op({"operation": "cluster_status"})
-            return [
-                s
-                for c in status["connections"]
-                if c["name"] == peer.host
-                for s in c["database_sockets"]
-                if s["database"] == "dev"
-            ][0]
 
         with Partition(a.host, b.host):  # packets vanish; no FIN, no RST: a wedged socket
             _insert(a, "dog", ["while-cut"])

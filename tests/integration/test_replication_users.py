@@ -10,7 +10,7 @@ decides.
 from __future__ import annotations
 
 import pytest
-from harness import FAST_REPLICATION, Agent, wait_for
+from harness import FAST_REPLICATION, Agent, meshed, wait_for
 
 CLUSTER_PW = "cluster-pw"
 NEWCOMER_PW = "newcomer-pw"
@@ -60,20 +60,7 @@ def wait_password(nodes: list[Agent], username: str, good: str, bad: str | None)
 
 def wait_meshed(nodes: list[Agent]) -> None:
     """Wait until every node streams every database from every other node."""
-
-    def meshed() -> bool:
-        for node in nodes:
-            status = node.op({"operation": "cluster_status"})
-            live = [
-                c
-                for c in status["connections"]
-                if c["database_sockets"] and all(s["connected"] for s in c["database_sockets"])
-            ]
-            if len(live) < len(nodes) - 1:
-                return False
-        return True
-
-    wait_for(meshed, 20, 0.1, "a full mesh")
+    wait_for(lambda: meshed(nodes), 20, 0.1, "a full mesh")
 
 
 def restart(nodes: list[Agent]) -> None:

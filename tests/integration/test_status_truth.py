@@ -6,25 +6,14 @@ answer; /metrics has the same figures."""
 from __future__ import annotations
 
 import pytest
-from harness import Cluster, wait_for
+from harness import Cluster, socket_of, wait_for
 from test_replication_faults import Partition, needs_iptables
 
 FAST = {"replication": {"pingInterval": "300ms", "pingTimeout": "2s", "stallTimeout": "2s"}}
 
 
-def _socket(node, peer) -> dict:
-    status = node.op({"operation": "cluster_status"})
-    return next(
-        s
-        for c in status["connections"]
-        if c["name"] == peer.host
-        for s in c["database_sockets"]
-        if s["database"] == "dev"
-    )
-
-
 def _down(node, peer) -> dict | None:
-    socket = _socket(node, peer)
+    socket = socket_of(node, peer)
     return None if socket["connected"] else socket
 
 
@@ -37,7 +26,7 @@ def test_a_lost_peer_shows_down_with_nothing_stale(tmp_path, fault):
         cluster.join()
         cluster.wait_connected()
         up = wait_for(
-            lambda: (lambda s: s if s["latency"] is not None else None)(_socket(a, b)), 10
+            lambda: (lambda s: s if s["latency"] is not None else None)(socket_of(a, b)), 10
         )
         assert up["behind"] == [] and up["recordsBehind"] == 0
         b.kill() if fault == "kill" else b.pause()
@@ -94,14 +83,16 @@ def test_a_copy_in_progress_shows_copying_and_no_log_backlog(tmp_path):
         b.start()
         b.join(a)
         seen = wait_for(
-            lambda: (lambda s: s if s["lastReceivedStatus"] == "Copying" else None)(_socket(b, a)),
+            lambda: (lambda s: s if s["lastReceivedStatus"] == "Copying" else None)(
+                socket_of(b, a)
+            ),
             30,
             0.05,
             what="b copying from a",
         )
         assert seen["copy"]["state"] == "copying" and seen["copy"]["total"] == 60_000
         assert seen["behind"] == []  # the copy's own progress says how far; not the log
-        wait_for(lambda: _socket(b, a)["copy"]["state"] == "done", 60, 0.2)
+        wait_for(lambda: socket_of(b, a)["copy"]["state"] == "done", 60, 0.2)
     finally:
         cluster.kill_all()
 

@@ -7,8 +7,8 @@ from schedule import DATA
 from shellsim import Cluster
 from test_shellsim import _streaming, seed_for
 
-from agent.replication import verify
-from agent.storage.verify import RepairRows
+from agent.replication import verify, verifypeer
+from agent.storage.verify import RepairRows, rows_for
 from agent.storage.writes import ForgetRows, WriteOp
 
 
@@ -30,7 +30,7 @@ async def test_tables_far_apart_are_compared_in_batches_and_repaired(tmp_path, m
         await db.write(ForgetRows("a", list(range(2000))))
         tampered = [
             (i, f'{{"id":{i},"n":-1}}', v, o)
-            for i, _, v, o in await db.read(verify.sv.rows_for, "a", list(range(2000, 2500)))
+            for i, _, v, o in await db.read(rows_for, "a", list(range(2000, 2500)))
         ]
         await db.write(RepairRows("a", tampered, []))
 
@@ -87,12 +87,14 @@ async def test_bad_verify_requests_get_clear_refusals(tmp_path) -> None:
         ]
         for body, error in bad:
             try:
-                await verify.serve(rep, body)
+                await verifypeer.serve(rep, body)
             except error as exc:
                 assert exc.message, body
             else:
                 raise AssertionError(f"accepted {body}")
-        ok = await verify.serve(rep, {**base, "operation": "verify_digests", "prefixes": ["", "f"]})
+        ok = await verifypeer.serve(
+            rep, {**base, "operation": "verify_digests", "prefixes": ["", "f"]}
+        )
         assert ok == [[0, 0], [0, 0]]
     finally:
         await cluster.close()
