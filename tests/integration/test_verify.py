@@ -109,7 +109,9 @@ def test_the_background_pass_repairs_without_being_asked(tmp_path):
             passes = [n.op({"operation": "cluster_status"})["antiEntropy"] for n in cluster]
             return sum(p["repairedRows"] for p in passes) >= len(planted)
 
-        wait_for(repaired, 60, 0.5, what="the background pass repairing the planted keys")
+        # the pass compares writes older than 10 s rounded down to the minute: the planted
+        # rows qualify up to 70 s after they were written
+        wait_for(repaired, 120, 0.5, what="the background pass repairing the planted keys")
         wait_for(lambda: a.op({"operation": "cluster_verify"})["agreed"], 20, 1.0)
         status = c.op({"operation": "cluster_status"})["antiEntropy"]
         assert status["enabled"] and status["checks"] > 0 and status["cpuSeconds"] > 0
