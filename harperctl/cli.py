@@ -14,6 +14,7 @@ import click
 
 from harperctl import __version__
 from harperctl.commands import (
+    certs,
     cluster,
     data,
     db,
@@ -32,18 +33,33 @@ from harperctl.commands._options import examples
 from harperctl.errors import EXIT_INTERRUPTED, EXIT_OK, HarperctlError
 from harperctl.profiles import DEFAULT_URL
 
-COMMAND_MODULES = (op, db, table, describe, data, search, sql, user, role, token, cluster, verify)
+COMMAND_MODULES = (
+    op,
+    db,
+    table,
+    describe,
+    data,
+    search,
+    sql,
+    user,
+    role,
+    token,
+    cluster,
+    verify,
+    certs,
+)
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 EPILOG = (
-    "Settings come from the options, else HARPERCTL_URL, HARPERCTL_USER, HARPERCTL_PASSWORD "
-    "and HARPERCTL_TOKEN, else the profile (--profile or the default one in "
-    "$XDG_CONFIG_HOME/harperctl/config.yaml). Exit codes: 0 ok, 1 operation refused, 2 usage, "
+    "Settings come from the options, else HARPERCTL_URL, HARPERCTL_USER, HARPERCTL_PASSWORD, "
+    "HARPERCTL_TOKEN and HARPERCTL_CA_FILE, else the profile (--profile or the default one in "
+    "$XDG_CONFIG_HOME/harperctl/config.yaml).\n\nExit codes: 0 ok, 1 operation refused, 2 usage, "
     "3 cannot connect, 4 authentication failed, 5 agent error, 130 interrupted.\n\n"
     + examples(
         "harperctl -u admin db create dev",
         "harperctl --profile prod --json describe dev.dog",
         "harperctl insert dev.dog dogs.ndjson",
+        "harperctl --url https://n1:9925 --ca-file ca.pem status",
     )
 )
 
@@ -59,9 +75,16 @@ EPILOG = (
     help="Password for --user; asked for (hidden) on a terminal when missing.",
 )
 @click.option("--token", metavar="JWT", help="Operation token, sent as Bearer authentication.")
-@click.option("--ca-file", metavar="PEM", help="CA certificate(s) to verify https:// agents.")
 @click.option(
-    "--insecure", is_flag=True, default=None, help="Do not verify the agent's TLS certificate."
+    "--ca-file",
+    metavar="PEM",
+    help="PEM file of the CA(s) that signed the agent's certificate (env HARPERCTL_CA_FILE).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    default=None,
+    help="Do not verify the agent's TLS certificate (warns on stderr).",
 )
 @click.option(
     "--timeout",

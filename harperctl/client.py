@@ -12,9 +12,11 @@ import http
 import json
 import re
 import ssl
+import warnings
 from typing import Any, Protocol
 
 import requests
+from urllib3.exceptions import InsecureRequestWarning
 
 from harperctl import __version__
 from harperctl.errors import (
@@ -59,9 +61,12 @@ class RequestsTransport:
     ) -> tuple[int, dict[str, str], bytes]:
         """Send the request and return (status, headers, body)."""
         try:
-            response = self._session.request(
-                method, url, headers=headers, data=body, timeout=timeout, verify=verify
-            )
+            with warnings.catch_warnings():
+                # harperctl warns once about --insecure; urllib3 would add a warning per request
+                warnings.simplefilter("ignore", InsecureRequestWarning)
+                response = self._session.request(
+                    method, url, headers=headers, data=body, timeout=timeout, verify=verify
+                )
         except requests.RequestException as exc:
             raise translate_requests_error(exc, url, timeout) from exc
         return response.status_code, dict(response.headers), response.content
@@ -76,7 +81,7 @@ def translate_requests_error(
 ) -> HarperctlError:
     """Return the harperctl error for a failed `requests` call."""
     if isinstance(exc, requests.exceptions.SSLError):
-        return ConnectionFailed(f"TLS failure talking to {url}: {_short_reason(exc)}")
+        return tls_failure(url, _short_reason(exc))
     if isinstance(exc, requests.Timeout):
         return ConnectionFailed(f"no answer from {url} within {timeout:g} s")
     if isinstance(exc, requests.ConnectionError):
@@ -92,8 +97,24 @@ def _short_reason(exc: BaseException) -> str:
     found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
     if found:
         return found.group(1).strip()
-    found = re.search(r"\[SSL: [A-Z_]+\] ([^'\")]+)", text)
+    found = re.search(r"\[SSL: [A-Z_]+\] (.+?) \(_ssl\.c:\d+\)", text) or re.search(
+        r"\[SSL: [A-Z_]+\] ([^'\")]+)", text
+    )
     return found.group(1).strip() if found else text
+
+
+TLS_VERIFY_HINT = (
+    "give --ca-file with the CA that signed the agent's certificate "
+    "(or --insecure to skip the check)"
+)
+
+
+def tls_failure(url: str, reason: str) -> ConnectionFailed:
+    """Return the error for a failed TLS handshake; a failed verification names the fix."""
+    message = f"TLS failure talking to {url}: {reason}"
+    if "verify failed" in reason or "CERTIFICATE_VERIFY_FAILED" in reason:
+        message += f"; {TLS_VERIFY_HINT}"
+    return ConnectionFailed(message)
 
 
 def new_transport() -> Transport:
@@ -174,7 +195,7 @@ def _connection_error(exc: OSError, url: str, timeout: float) -> ConnectionFaile
         return ConnectionFailed(f"no answer from {url} within {timeout:g} s")
     reason = exc.strerror or str(exc) or type(exc).__name__
     if isinstance(exc, ssl.SSLError):
-        return ConnectionFailed(f"TLS failure talking to {url}: {reason}")
+        return tls_failure(url, reason)
     return ConnectionFailed(f"cannot connect to {url}: {reason}")
 
 

@@ -1,8 +1,8 @@
 """Connection settings: options, environment, profiles; the only module importing `yaml`.
 
 Each setting is taken from the first layer that has it: command-line option, environment
-(HARPERCTL_URL, HARPERCTL_USER, HARPERCTL_PASSWORD, HARPERCTL_TOKEN), the profile
-(`--profile NAME`, else the file's `default:`), built-in default. The profile file is
+(HARPERCTL_URL, HARPERCTL_USER, HARPERCTL_PASSWORD, HARPERCTL_TOKEN, HARPERCTL_CA_FILE), the
+profile (`--profile NAME`, else the file's `default:`), built-in default. The profile file is
 `$XDG_CONFIG_HOME/harperctl/config.yaml` (default `~/.config/harperctl/config.yaml`):
 
     default: local
@@ -37,6 +37,7 @@ ENV_NAMES = {
     "user": "HARPERCTL_USER",
     "password": "HARPERCTL_PASSWORD",
     "token": "HARPERCTL_TOKEN",
+    "ca_file": "HARPERCTL_CA_FILE",
 }
 DEFAULTS: dict[str, Any] = {"url": DEFAULT_URL, "insecure": False, "timeout": DEFAULT_TIMEOUT}
 PROFILE_TYPES: dict[str, tuple[type, ...]] = {

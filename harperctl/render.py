@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -405,8 +406,12 @@ def cluster_status_view(status: Any, now: float | None = None, note: str | None 
 
 
 def _status_footer(status: Mapping[str, Any], now: float) -> list[Text]:
-    """Origins no link brings (their writes cannot arrive), and the last verify."""
-    lines = []
+    """The agent's warnings, origins no link brings (their writes cannot arrive), last verify."""
+    lines = [
+        Text(f"warning: {warning}", style="yellow")
+        for warning in status.get("warnings") or []
+        if isinstance(warning, str)
+    ]
     for database, origins in sorted((status.get("origins") or {}).items()):
         for origin in origins if isinstance(origins, list) else []:
             if isinstance(origin, dict) and origin.get("unserved"):
@@ -436,6 +441,7 @@ def connection_table(connection: Mapping[str, Any], now: float) -> Table | Group
     title = Text.assemble(("peer ", "bold"), str(connection.get("name") or url or "?"))
     if url and url != connection.get("name"):
         title.append(f"  {url}")
+    title.append_text(Text.assemble("  ", ("security ", "bold"), link_security(connection)))
     if connection.get("replicates") is False:
         title.append("  (not replicating)")
     sockets = [s for s in connection.get("database_sockets") or [] if isinstance(s, dict)]
@@ -459,6 +465,27 @@ def connection_table(connection: Mapping[str, Any], now: float) -> Table | Group
     for socket in sockets:
         table.add_row(*socket_cells(socket, now, url))
     return table
+
+
+def link_security(connection: Mapping[str, Any]) -> Text:
+    """Return how a link was admitted: mTLS (peer, CA), signed, credentials, address only.
+
+    "-" when the agent does not know yet (never connected) or does not say (older agents).
+    """
+    security = connection.get("security")
+    if not isinstance(security, dict) or not security.get("mode"):
+        return Text("-")
+    mode, transport = str(security["mode"]), security.get("transport")
+    if mode == "mtls":
+        text = "mTLS"
+        text += f" {security['peer']}" if security.get("peer") else ""
+        text += f" · CA {security['ca']}" if security.get("ca") else ""
+        return Text(text, style="green")
+    if mode == "address":
+        return Text("address only", style="red")
+    text = f"{mode} ({transport})" if transport else mode
+    # credentials over plain ws carry a super user's password in the clear
+    return Text(text, style="yellow" if mode == "credentials" and transport == "ws" else "")
 
 
 def socket_cells(socket: Mapping[str, Any], now: float, peer_url: str = "") -> list[Text]:
@@ -661,6 +688,115 @@ def print_routes_change(console: Console, answer: Any) -> None:
         routes = answer.get(key)
         if isinstance(routes, list) and routes:
             print_text(console, f"{key}: " + ", ".join(route_text(route) for route in routes))
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+EXPIRY_WARNING_DAYS = 30
+SHORT_SERIAL = 17
+# (header, no_wrap, min_width): short cells stay whole, long names fold down to min_width
+CERTIFICATE_COLUMNS = (
+    ("name", False, 10),
+    ("CA", True, None),
+    ("self-\nsigned", True, None),
+    ("subject CN\nand SANs", False, 10),
+    ("serial", False, 6),
+    ("valid to", True, None),
+    ("key file", False, 8),
+    ("uses", False, 6),
+)
+
+
+def print_certificates(console: Console, certificates: Any, now: float | None = None) -> None:
+    """Print list_certificates: one row per certificate, never its PEM.
+
+    `now` (epoch seconds, default the current time) decides which have expired.
+    """
+    if not isinstance(certificates, list):
+        print_message(console, certificates)
+        return
+    rows = [row for row in certificates if isinstance(row, dict)]
+    if not rows:
+        print_text(console, "no certificates")
+        return
+    now = time.time() if now is None else now
+    table = Table(caption=_count(len(rows), "certificate"), box=box.SIMPLE_HEAD)
+    for header, no_wrap, min_width in CERTIFICATE_COLUMNS:
+        table.add_column(header, overflow="fold", no_wrap=no_wrap, min_width=min_width)
+    for row in rows:
+        table.add_row(*certificate_cells(row, now))
+    console.print(table)
+
+
+def certificate_cells(row: Mapping[str, Any], now: float) -> list[Text]:
+    """Return the cells of one certificate in print_certificates."""
+    details = row.get("details") if isinstance(row.get("details"), dict) else {}
+    subject = Text(common_name(details.get("subject")) or "-")
+    sans = subject_alt_names(details.get("subject_alt_name"))
+    if sans:
+        subject.append(f"\n{sans}", style="dim")
+    uses = row.get("uses")
+    return [
+        Text(str(row.get("name", ""))),
+        Text("yes" if row.get("is_authority") else "no"),
+        Text("yes" if row.get("is_self_signed") else "no"),
+        subject,
+        Text(short_serial(details.get("serial_number"))),
+        valid_to_cell(details.get("valid_to"), now),
+        Text(str(row.get("private_key_name") or "-")),
+        Text("\n".join(str(use) for use in uses) if isinstance(uses, list) and uses else "-"),
+    ]
+
+
+def short_serial(serial: Any) -> str:
+    """Return a serial number, long ones cut to SHORT_SERIAL characters (--json has it whole)."""
+    text = str(serial) if serial not in (None, "") else "-"
+    return text if len(text) <= SHORT_SERIAL else text[: SHORT_SERIAL - 1] + "…"
+
+
+def common_name(name: Any) -> str:
+    """Return the CN of a distinguished name ("CN=n1, O=x", "C=US\\nCN=n1", {"CN": ...})."""
+    if isinstance(name, dict):
+        return str(name.get("CN") or "")
+    if not isinstance(name, str):
+        return ""
+    found = re.search(r"(?:^|[,/\n])\s*CN\s*=\s*([^,/\n]+)", name)
+    return found.group(1).strip() if found else name.strip()
+
+
+def subject_alt_names(sans: Any) -> str:
+    """Return subject alternative names compactly: "DNS:n1, IP:127.0.0.1"."""
+    if isinstance(sans, list):
+        sans = ", ".join(str(item) for item in sans)
+    if not isinstance(sans, str):
+        return ""
+    return ", ".join(item.strip().replace("IP Address:", "IP:") for item in sans.split(","))
+
+
+def valid_to_cell(value: Any, now: float) -> Text:
+    """Return a certificate's end of validity as a date, marking expired and expiring ones."""
+    moment = certificate_time(value)
+    if moment is None:
+        return Text(str(value) if value else "-")
+    shown = datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d")
+    if moment <= now:
+        return Text(f"{shown}\nexpired", style="red")
+    left = moment - now
+    if left < EXPIRY_WARNING_DAYS * 86400:
+        soon = f"{left // 86400:.0f}d" if left >= 86400 else duration(left)
+        return Text(f"{shown}\nin {soon}", style="yellow")
+    return Text(shown)
+
+
+def certificate_time(value: Any) -> float | None:
+    """Return a certificate time as epoch seconds: OpenSSL's "Nov 30 10:14:10 2027 GMT" too."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.strptime(" ".join(value.split()), "%b %d %H:%M:%S %Y GMT")
+        except ValueError:
+            return parse_time(value)
+        return moment.replace(tzinfo=timezone.utc).timestamp()
+    return parse_time(value)
 
 
 # --- verify -----------------------------------------------------------------------------------

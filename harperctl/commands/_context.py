@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from harperctl.render import Console
 
 
+INSECURE_WARNING = "harperctl: warning: not verifying the TLS certificate of {url} (--insecure)"
+
+
 def warn(message: str) -> None:
     """Print a warning on stderr."""
     click.echo(message, err=True)
@@ -56,7 +59,10 @@ class AppContext:
     def client(self) -> Client:
         """Return the client for the agent, built on first use."""
         if self._client is None:
-            self._client = make_client(self.settings)
+            settings = self.settings
+            if settings.insecure and settings.url.startswith("https:"):
+                warn(INSECURE_WARNING.format(url=settings.url))
+            self._client = make_client(settings)
         return self._client
 
     @property

@@ -275,6 +275,15 @@ Columns, per replicated database:
   last received    when the last record arrived
   last error       the last connection error, shortened (--json has it whole)
 
+\b
+Each peer's line shows how its link was admitted ("security"):
+  mTLS PEER · CA NAME  TLS with certificates both ways (the peer's CN, its issuer's CN)
+  signed (ws)          an identity proof signed with the peer's certificate key
+  credentials          a super user's credentials (over plain ws: sent in the clear)
+  address only         admitted by IP address alone (replication.port): no proof
+  -                    not known yet (never connected), or the agent does not say
+The agent's warnings (e.g. about replication.port) are printed below the tables.
+
 With --watch, redraw every --interval seconds until Ctrl-C; with --json too, print one
 JSON answer per line (NDJSON).
 """

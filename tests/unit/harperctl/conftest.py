@@ -100,6 +100,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         "HARPERCTL_USER",
         "HARPERCTL_PASSWORD",
         "HARPERCTL_TOKEN",
+        "HARPERCTL_CA_FILE",
         "FORCE_COLOR",
         "TTY_COMPATIBLE",
         "TTY_INTERACTIVE",

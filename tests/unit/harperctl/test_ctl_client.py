@@ -170,7 +170,16 @@ REFUSED = (
                 "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
             ),
             errors.ConnectionFailed,
-            f"TLS failure talking to {URL}: certificate verify failed",
+            f"TLS failure talking to {URL}: certificate verify failed; give --ca-file with the "
+            "CA that signed the agent's certificate (or --insecure to skip the check)",
+        ),
+        (
+            requests.exceptions.SSLError(
+                "(Caused by SSLError(SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version "
+                "number (_ssl.c:1006)')))"
+            ),
+            errors.ConnectionFailed,
+            f"TLS failure talking to {URL}: wrong version number",
         ),
         (requests.exceptions.InvalidURL("bad"), errors.UsageError, f"invalid URL '{URL}': bad"),
     ],

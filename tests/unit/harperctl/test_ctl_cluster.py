@@ -380,7 +380,7 @@ def test_status_human(run: Any, fake: Any, monkeypatch: pytest.MonkeyPatch) -> N
     assert fake.bodies == [{"operation": "cluster_status"}]
     lines = outcome.stdout.splitlines()
     assert lines[0] == "node 127.0.0.11  url ws://127.0.0.11:9925"
-    assert lines[1].rstrip() == "peer 127.0.0.12  ws://127.0.0.12:9925"
+    assert lines[1].rstrip() == "peer 127.0.0.12  ws://127.0.0.12:9925  security -"
     out = outcome.stdout
     assert cells(out, "dev")[:8] == [
         "dev",
@@ -438,7 +438,7 @@ def test_status_of_harperdb_itself() -> None:
     assert out.splitlines()[0] == "node server-one"
     assert cells(out, "data") == ["data", "connected", "0.48", "-", "-", "-", "-", "1m ago"]
     assert cells(out, "system") == ["system", "copying", "-", "-", "-", "-", "-", "-", "ECONNRESET"]
-    assert "peer server-three  wss://server-three:9933  (not replicating)" in out
+    assert "peer server-three  wss://server-three:9933  security -  (not replicating)" in out
     assert "no database sockets" in out
 
 
@@ -658,3 +658,98 @@ def test_status_names_unserved_origins_and_the_last_verify() -> None:
     assert "last verify 30s ago: 4 keys differed" in out
     agreed = render_status({**STATUS, "verify": {"at": NOW - 5, "agreed": True, "divergent": 0}})
     assert "last verify 5s ago: every node agreed" in agreed
+
+
+# --- link security and the agent's warnings ------------------------------------------------
+
+
+def secured(security: Any, name: str = "127.0.0.12") -> dict[str, Any]:
+    url = f"ws://{name}:9925"
+    return {**STATUS["connections"][0], "name": name, "url": url, "security": security}
+
+
+MTLS = {
+    "mode": "mtls",
+    "transport": "wss",
+    "peer": "n2",
+    "ca": "HarperDB-Certificate-Authority-n2",
+}
+
+
+@pytest.mark.parametrize(
+    ("security", "shown", "style"),
+    [
+        (MTLS, "mTLS n2 · CA HarperDB-Certificate-Authority-n2", "green"),
+        ({"mode": "mtls", "transport": "wss", "peer": None, "ca": None}, "mTLS", "green"),
+        ({"mode": "signed", "transport": "ws", "peer": None, "ca": None}, "signed (ws)", ""),
+        ({"mode": "credentials", "transport": "wss"}, "credentials (wss)", ""),
+        ({"mode": "credentials", "transport": "ws"}, "credentials (ws)", "yellow"),
+        ({"mode": "address", "transport": "ws", "peer": None, "ca": None}, "address only", "red"),
+        ({"mode": "quantum"}, "quantum", ""),
+        (None, "-", ""),
+        ({}, "-", ""),
+    ],
+)
+def test_link_security(security: Any, shown: str, style: str) -> None:
+    text = render.link_security({"security": security})
+    assert (text.plain, str(text.style)) == (shown, style)
+    assert render.link_security({}).plain == "-"
+
+
+def test_status_shows_each_links_security_and_the_warnings(run: Any, fake: Any) -> None:
+    address = {"mode": "address", "transport": "ws", "peer": None, "ca": None}
+    status = {
+        **STATUS,
+        "connections": [
+            secured(MTLS),
+            secured(address, "127.0.0.13"),
+            {"name": "127.0.0.14", "url": "ws://127.0.0.14:9925", "security": None},
+        ],
+        "warnings": [
+            "replication.port 9930 admits peers by address only",
+            "certificate n1 expires in 3 days",
+        ],
+    }
+    fake.reply(status)
+    outcome = run("status")
+    assert outcome.code == 0
+    lines = [line.rstrip() for line in outcome.stdout.splitlines()]
+    assert (
+        "peer 127.0.0.12  ws://127.0.0.12:9925  security mTLS n2 · CA "
+        "HarperDB-Certificate-Authority-n2" in lines
+    )
+    assert "peer 127.0.0.13  ws://127.0.0.13:9925  security address only" in lines
+    assert "peer 127.0.0.14  ws://127.0.0.14:9925  security -" in lines
+    tail = lines[lines.index("no database sockets") + 1 :]
+    assert tail[:3] == [
+        "",
+        "warning: replication.port 9930 admits peers by address only",
+        "warning: certificate n1 expires in 3 days",
+    ]
+
+
+def test_status_colours_address_only_and_warnings() -> None:
+    con = Console(width=140, file=io.StringIO(), color_system="standard", force_terminal=True)
+    status = {
+        **STATUS,
+        "connections": [secured({"mode": "address", "transport": "ws"})],
+        "warnings": ["replication.port 9930 admits peers by address only"],
+    }
+    render.print_cluster_status(con, status, NOW)
+    out = text(con)
+    assert "\x1b[31maddress only" in out
+    assert "\x1b[33mwarning: replication.port 9930" in out
+
+
+def test_status_without_security_or_warnings_shows_dashes() -> None:
+    out = render_status(STATUS)
+    assert "security -" in out and "warning" not in out
+    odd = render_status({**STATUS, "warnings": None})
+    assert "warning" not in odd
+    assert "warning: w" in render_status({**STATUS, "warnings": ["w", 3, None]})
+
+
+def test_status_json_keeps_security_and_warnings(run: Any, fake: Any) -> None:
+    status = {**STATUS, "connections": [secured(MTLS)], "warnings": ["w"]}
+    fake.reply(status)
+    assert run("--json", "status").stdout == json.dumps(status, indent=2, ensure_ascii=False) + "\n"
