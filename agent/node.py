@@ -26,7 +26,7 @@ from agent.ops.registry import load_handlers
 from agent.ops.server import OpsServer
 from agent.ops.services import Services
 from agent.storage.store import Storage
-from agent.storage.system import ROLES, SUPER_USER_ROLE, SYSTEM, USERS
+from agent.storage.system import CERTIFICATES, ROLES, SUPER_USER_ROLE, SYSTEM, USERS
 from agent.storage.writes import LocalTransaction, WriteOp
 
 log = logging.getLogger("agent")
@@ -44,6 +44,7 @@ class Node:
         self.services: Services | None = None
         self.server: OpsServer | None = None
         self.replicator = None
+        self.certs = None  # agent.certs.material.Material, once prepared
 
     def open_storage(self) -> Storage:
         synchronous = "NORMAL" if self.config.get("storage.writeAsync") else "FULL"
@@ -78,6 +79,34 @@ class Node:
         if ops:
             system.write_sync(LocalTransaction(ops, self.storage.clock, self.name))
         return generated
+
+    def prepare_certificates(self):
+        """Make this node's key, CA and certificate on first start; load the configured ones.
+
+        Rows are written to system.hdb_certificate only when missing or changed, so a restart
+        writes nothing. A configured certificate that does not name this node fails start.
+        """
+        from agent import jsonx
+        from agent.certs.setup import material_for
+        from agent.replication.replicator import own_url
+        from agent.storage import query
+
+        material = material_for(self.config, self.name, own_url(self.config, self.name))
+        system = self.storage.get(SYSTEM)
+        existing = {}
+        for doc in system.read_sync(query.search, CERTIFICATES, None):
+            row = jsonx.loads(doc)
+            existing[row.get("name")] = row
+        fresh = material.initial_rows(existing) + material.configured_rows()
+        changed = [r for r in fresh if _differs(existing.get(r["name"]), r)]
+        if changed:
+            op = WriteOp("upsert", CERTIFICATES, changed)
+            system.write_sync(LocalTransaction([op], self.storage.clock, self.name))
+            for row in changed:
+                existing[row["name"]] = row
+        material.refresh(list(existing.values()), [])
+        self.certs = material
+        return material
 
     def declare_tables(self) -> None:
         """Create the tables schema.graphql declares that do not exist yet."""
@@ -119,19 +148,26 @@ class Node:
         self.services = Services(
             self.storage, self.config, self.name, directory, authenticator, tokens
         )
+        self.services.certs = self.certs
         return self.services
 
     async def start(self) -> None:
         load_handlers()
         services = self.services
-        self.server = OpsServer(services, self.config.get("operationsApi.network.maxBodySize"))
+        self.server = OpsServer(
+            services,
+            self.config.get("operationsApi.network.maxBodySize"),
+            max_frame=self.config.get("replication.maxPayload"),
+        )
         listeners = self._listeners()
         await self.server.start(*listeners[0], *listeners[1:])
         # Serving first, replication right after: its imports are not on the start-up path,
         # and a peer that dials in the meantime is told to retry.
         from agent.replication.replicator import Replicator
 
-        self.replicator = Replicator(self.name, self.config, self.storage, services.authenticator)
+        self.replicator = Replicator(
+            self.name, self.config, self.storage, services.authenticator, self.certs
+        )
         services.replication = self.replicator
         self.server.endpoint = self.replicator.endpoint
         await self.replicator.start()
@@ -166,17 +202,11 @@ class Node:
         return out
 
     def _tls_context(self) -> ssl.SSLContext:
-        cert = self.config.get("operationsApi.tls.certificate") or self.config.get(
-            "tls.certificate"
-        )
-        key = self.config.get("operationsApi.tls.privateKey") or self.config.get("tls.privateKey")
-        if not cert or not key:
-            raise AgentError(
-                "operationsApi.network.securePort needs tls.certificate and tls.privateKey"
-            )
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
-        return context
+        """HTTPS with this node's certificate; a client certificate is asked for, not needed.
+
+        Peers upgrading to WSS here present theirs (mutual TLS); harperctl and browsers don't.
+        """
+        return self.certs.server_context()
 
     async def stop(self) -> None:
         if getattr(self, "_pruner", None) is not None:
@@ -193,6 +223,10 @@ class Node:
             self.storage.close()
             self.storage = None
         self.lock.release()
+
+
+def _differs(old: dict | None, new: dict) -> bool:
+    return old is None or any(old.get(k) != v for k, v in new.items())
 
 
 def _announce_password(username: str, password: str) -> None:
@@ -212,6 +246,7 @@ def initialize(config, admin_user: str | None = None, admin_password: str | None
     try:
         node.open_storage()
         generated = node.bootstrap(admin_user, admin_password)
+        node.prepare_certificates()
         node.build_services()
         if generated:
             _announce_password(admin_user or DEFAULT_ADMIN, generated)
@@ -244,6 +279,7 @@ async def _serve(node: Node, admin_user: str | None, admin_password: str | None)
         _announce_password(admin_user or DEFAULT_ADMIN, generated)
     try:
         await asyncio.to_thread(node.declare_tables)
+        await asyncio.to_thread(node.prepare_certificates)
     except AgentError as exc:
         print(f"harper-agent: {exc.message}", file=sys.stderr)
         return 2

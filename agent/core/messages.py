@@ -4,17 +4,24 @@ Every frame is one byte of protocol version, then a msgpack array `[type, ...fie
 `parse` turns bytes into a message object or raises RemoteProtocolError; `serialize` is its
 inverse. Change-set bodies (`encode_changes` / `decode_changes`) are opaque bytes inside TXN
 frames so a relay forwards them without decoding.
+
+What a peer sends is checked before anything acts on it: `parse` refuses a frame that is not
+the protocol (close code 1002: version byte, msgpack, message type, field count, a field of the
+wrong type or out of range); `decode_changes` and `check_rows` refuse data storage must not
+take (1007, see agent/core/validate.py). Nothing else escapes them, whatever the bytes.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgpack
 
-from agent.core.changes import KINDS, Write
+from agent.core import validate
+from agent.core.changes import Write
 from agent.core.clock import valid_version
-from agent.core.errors import RemoteProtocolError
+from agent.core.errors import INVALID_PAYLOAD, RemoteProtocolError
 
 # 2: gap-free per-origin sequences (Txn.origin_id/oseq), origin ids in Hello/Welcome
 # 3: Progress says how far behind the subscriber is per origin, in records
@@ -27,23 +34,24 @@ def encode_changes(writes: list[Write] | list[tuple]) -> bytes:
 
 
 def decode_changes(body: bytes) -> list[Write]:
-    """Decode a change-set body, raising RemoteProtocolError when it is malformed."""
+    """Decode a peer's change-set body, raising RemoteProtocolError unless storage can take it."""
+    return validate.check_writes(_unpack_changes(body))
+
+
+def load_changes(body: bytes) -> list[Write]:
+    """Decode a change set from this node's own log (written by us: not checked again)."""
+    make = Write._make
+    return [make(item) for item in _unpack_changes(body)]
+
+
+def _unpack_changes(body: bytes) -> list:
     try:
         raw = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
-        raise RemoteProtocolError(f"undecodable change set: {exc}") from None
+        raise RemoteProtocolError(f"undecodable change set: {exc}", INVALID_PAYLOAD) from None
     if not isinstance(raw, list):
-        raise RemoteProtocolError("change set is not a list")
-    return [_write(item) for item in raw]
-
-
-def _write(item: Any) -> Write:
-    if not isinstance(item, list) or len(item) != 4:
-        raise RemoteProtocolError(f"malformed write {item!r:.80}")
-    table, kind, key, value = item
-    if not isinstance(table, str) or kind not in KINDS:
-        raise RemoteProtocolError(f"malformed write {item!r:.80}")
-    return Write(table, kind, key, value)
+        raise RemoteProtocolError("change set is not a list", INVALID_PAYLOAD)
+    return raw
 
 
 # --- Frames ---------------------------------------------------------------------------------
@@ -60,7 +68,10 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite number: NaN or infinity would reach the log's NOT NULL REAL columns."""
+    if isinstance(v, float):
+        return math.isfinite(v)
+    return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < 1 << 63
 
 
 def _is_opt_num(v: Any) -> bool:
@@ -69,10 +80,6 @@ def _is_opt_num(v: Any) -> bool:
 
 def _is_dict(v: Any) -> bool:
     return isinstance(v, dict)
-
-
-def _is_opt_dict(v: Any) -> bool:
-    return v is None or isinstance(v, dict)
 
 
 def _is_list(v: Any) -> bool:
@@ -88,26 +95,61 @@ def _is_bytes(v: Any) -> bool:
 
 
 def _is_seq(v: Any) -> bool:
+    """A count or a position: 0 .. 2**63-1 (what SQLite's INTEGER holds)."""
     return _is_int(v) and 0 <= v < 1 << 63
+
+
+def _is_position(v: Any) -> bool:
+    """A sequence number that names something: positive (sequences start at 1)."""
+    return _is_int(v) and 0 < v < 1 << 63
 
 
 def _is_version(v: Any) -> bool:
     return valid_version(v)
 
 
+def _is_stamp(v: Any) -> bool:
+    """The version of a transaction: in range, and never 0 (every clock tick is later)."""
+    return valid_version(v) and v > 0
+
+
 def _is_cursor_map(v: Any) -> bool:
-    return isinstance(v, dict) and all(_is_str(k) and _is_seq(x) for k, x in v.items())
+    return validate.is_cursor_map(v)
+
+
+def _is_node(v: Any) -> bool:
+    return validate.valid_node(v)
+
+
+def _is_name(v: Any) -> bool:
+    return validate.valid_name(v)
+
+
+def _is_name_list(v: Any) -> bool:
+    return isinstance(v, list) and all(validate.valid_name(x) for x in v)
+
+
+def _is_opt_name_list(v: Any) -> bool:
+    return v is None or _is_name_list(v)
+
+
+def _is_opt_key(v: Any) -> bool:
+    return v is None or validate.valid_key(v)
+
+
+def _is_caps(v: Any) -> bool:
+    """Hello's capabilities: a dict whose `tables` (the tables asked for) is None or names."""
+    return isinstance(v, dict) and _is_opt_name_list(v.get("tables"))
+
+
+def _is_copy_request(v: Any) -> bool:
+    return validate.check_copy_request(v)
 
 
 def _is_behind_map(v: Any) -> bool:
     """origin id -> [records not yet applied, commit time (ms) of the oldest of them]."""
     return isinstance(v, dict) and all(
-        _is_str(k)
-        and isinstance(x, list)
-        and len(x) == 2
-        and _is_int(x[0])
-        and x[0] >= 0
-        and _is_opt_num(x[1])
+        _is_str(k) and isinstance(x, list) and len(x) == 2 and _is_seq(x[0]) and _is_opt_num(x[1])
         for k, x in v.items()
     )
 
@@ -118,10 +160,6 @@ def _is_version_map(v: Any) -> bool:
 
 def _is_str_list(v: Any) -> bool:
     return isinstance(v, list) and all(_is_str(x) for x in v)
-
-
-def _is_opt_str_list(v: Any) -> bool:
-    return v is None or _is_str_list(v)
 
 
 def _anything(v: Any) -> bool:
@@ -170,9 +208,9 @@ def _message(name: str, type_code: int, *fields: tuple) -> type:
 Hello = _message(
     "Hello",
     1,
-    ("node", _is_str),
-    ("database", _is_str),
-    ("caps", _is_dict),
+    ("node", _is_node),
+    ("database", _is_name),
+    ("caps", _is_caps),
     ("origin", _is_str),
 )
 # Publisher -> subscriber: who answered, its origin id for the database, every origin it
@@ -182,13 +220,13 @@ Hello = _message(
 Welcome = _message(
     "Welcome",
     2,
-    ("node", _is_str),
-    ("database", _is_str),
-    ("databases", _is_list),
+    ("node", _is_node),
+    ("database", _is_name),
+    ("databases", _is_name_list),
     ("origin", _is_str),
     ("cursors", _is_cursor_map),
     ("versions", _is_version_map),
-    ("tables", _is_opt_str_list),
+    ("tables", _is_opt_name_list),
 )
 # Subscriber -> publisher: the last sequence applied of every origin (and its version), the
 # origins wanted from this peer, and whether to copy first.
@@ -197,30 +235,31 @@ Subscribe = _message(
     3,
     ("cursors", _is_cursor_map),
     ("origins", _is_str_list),
-    ("copy", _is_opt_dict),
+    ("copy", _is_copy_request),
     ("start_version", _is_version),
     ("versions", _is_version_map),
 )
 Schema = _message("Schema", 4, ("tables", _is_list))
 # `horizon`: the publisher's tombstone horizon when the subscriber is behind it (0: not), so
 # the subscriber drops rows the snapshot lacks that are older (their delete was forgotten).
+# (Schema's table definitions are checked by the Subscriber, with check_table_definition.)
 CopyStart = _message(
     "CopyStart",
     5,
     ("frontier", _is_cursor_map),
-    ("total", _is_int),
+    ("total", _is_seq),
     ("reason", _is_str),
-    ("resumed", _is_int),
+    ("resumed", _is_seq),
     ("horizon", _is_version),
 )
 # Rows of one table with keys in (`after`, `last`]; `done` closes the table: (after, end).
 CopyChunk = _message(
     "CopyChunk",
     6,
-    ("table", _is_str),
+    ("table", _is_name),
     ("rows", _is_list),
-    ("after", _anything),
-    ("last", _anything),
+    ("after", _is_opt_key),
+    ("last", _is_opt_key),
     ("done", _is_bool),
 )
 # `versions`: the version of each frontier cursor's transaction, kept with the cursors.
@@ -228,7 +267,7 @@ CopyEnd = _message(
     "CopyEnd",
     7,
     ("frontier", _is_cursor_map),
-    ("copied", _is_int),
+    ("copied", _is_seq),
     ("versions", _is_version_map),
 )
 # One transaction: `seq`/`prev` number the frames of this stream (the publisher's log
@@ -237,22 +276,22 @@ CopyEnd = _message(
 Txn = _message(
     "Txn",
     8,
-    ("seq", _is_int),
-    ("prev", _is_int),
+    ("seq", _is_position),
+    ("prev", _is_seq),
     ("origin", _is_str),
     ("origin_id", _is_str),
-    ("oseq", _is_seq),
-    ("version", _is_version),
-    ("records", _is_int),
+    ("oseq", _is_position),
+    ("version", _is_stamp),
+    ("records", _is_seq),
     ("at", _is_num),
     ("body", _is_bytes),
 )
-Ack = _message("Ack", 9, ("seq", _is_int), ("records", _is_int))
+Ack = _message("Ack", 9, ("seq", _is_seq), ("records", _is_seq))
 Progress = _message(
     "Progress",
     10,
-    ("head", _is_int),
-    ("pending", _is_int),
+    ("head", _is_seq),
+    ("pending", _is_seq),
     ("oldest_at", _is_opt_num),
     ("now", _is_num),
     ("origins", _is_behind_map),
@@ -269,16 +308,7 @@ Reach = _message("Reach", 16, ("origins", _is_str_list))
 
 def check_rows(rows: list) -> None:
     """Validate a CopyChunk's rows `[pk, doc, version, origin]` before they touch storage."""
-    for row in rows:
-        if not isinstance(row, list) or len(row) != 4:
-            raise RemoteProtocolError(f"malformed copy row {row!r:.80}")
-        pk, doc, version, origin = row
-        if isinstance(pk, bool) or not isinstance(pk, (str, int, float)):
-            raise RemoteProtocolError(f"copy row with a bad primary key {pk!r:.60}")
-        if not (doc is None or isinstance(doc, str)) or not isinstance(origin, str):
-            raise RemoteProtocolError(f"malformed copy row {row!r:.80}")
-        if not valid_version(version):
-            raise RemoteProtocolError(f"copy row with an out-of-range version {version!r:.40}")
+    validate.check_rows(rows)
 
 
 MESSAGES = {
@@ -321,7 +351,7 @@ def parse(frame: bytes) -> Message:
         raw = msgpack.unpackb(memoryview(frame)[1:], raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
         raise RemoteProtocolError(f"undecodable frame: {exc}") from None
-    if not isinstance(raw, list) or not raw or raw[0] not in MESSAGES:
+    if not isinstance(raw, list) or not raw or not _is_int(raw[0]) or raw[0] not in MESSAGES:
         raise RemoteProtocolError(
             f"unknown message {raw[0] if isinstance(raw, list) and raw else raw!r:.40}"
         )

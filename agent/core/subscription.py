@@ -23,6 +23,7 @@ from typing import Any
 from agent.core import messages as m
 from agent.core.cursors import APPLY, GAP, offer
 from agent.core.errors import LocalProtocolError, RemoteProtocolError
+from agent.core.validate import check_table_definition
 
 HANDSHAKE, SUBSCRIBED, COPYING, STREAMING, CLOSED = (
     "handshake",
@@ -48,6 +49,7 @@ class Event:
     kind: str
     message: Any = None
     reason: str = ""
+    writes: list | None = None  # a "txn" event's change set, decoded and checked
 
 
 @dataclass
@@ -204,6 +206,8 @@ class Subscriber(_Outbox):
 
     def _on_schema(self, msg, now: float) -> list[Event]:
         self._require_subscribed("Schema")
+        for spec in msg.tables:
+            check_table_definition(spec)
         self._awaiting_schema = False
         self._last_seq = 0  # each (re)subscription starts a new stream
         self.state = STREAMING
@@ -251,12 +255,13 @@ class Subscriber(_Outbox):
             raise RemoteProtocolError(
                 f"gap in the stream: expected after {self._last_seq}, got after {msg.prev}"
             )
+        writes = m.decode_changes(msg.body)  # checked before the shell may queue it
         self._last_seq = msg.seq
         stats = self.stats
         stats.last_data_at = now
         stats.last_version = msg.version
         stats.last_origin_at = msg.at / 1000.0
-        return [Event("txn", msg)]
+        return [Event("txn", msg, writes=writes)]
 
     def _on_reach(self, msg, now: float) -> list[Event]:
         reach = frozenset(msg.origins)

@@ -49,6 +49,7 @@ def lookup(body: Any) -> Operation:
 def load_handlers() -> None:
     """Import every handler module so their operations register."""
     from agent.ops import (  # noqa: F401
+        cert_ops,
         cluster_ops,
         read_ops,
         schema_ops,

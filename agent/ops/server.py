@@ -14,7 +14,7 @@ import ssl
 import time
 from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from agent import __version__, jsonx
 from agent.errors import AgentError, ClientError, PayloadTooLarge
@@ -31,7 +31,9 @@ SHUTDOWN_TIMEOUT = 10.0  # seconds in-flight requests get to finish on SIGTERM
 class WebSocketEndpoint(Protocol):
     """What replication offers for upgrades on this port (agent.replication.endpoint)."""
 
-    def authorize(self, remote_ip: str, headers: dict) -> Any: ...
+    def authorize(self, remote_ip: str, headers: dict, certificate: bytes | None) -> Any: ...
+
+    def answer_headers(self, identity: Any, headers: dict) -> dict: ...
 
     async def serve(self, conn: Any, identity: Any) -> None: ...
 
@@ -53,17 +55,33 @@ class _Upgraded:
             raise LinkClosed(str(exc)) from None
 
     async def recv(self) -> bytes:
-        from agent.replication.connection import LinkClosed
+        from agent.replication.connection import FrameTooLarge, LinkClosed
 
         msg = await self._ws.receive()
         if msg.type == WSMsgType.BINARY:
             return msg.data
         if msg.type == WSMsgType.TEXT:
             return msg.data.encode()
+        if getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:  # over max_msg_size
+            raise FrameTooLarge(f"refused a frame: {msg.data}")
         raise LinkClosed(f"websocket {msg.type.name.lower()}")
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._ws.close(code=code, message=reason[:120].encode())
+
+
+class _ReplicationSocket(web.WebSocketResponse):
+    """A WebSocketResponse whose close for an oversized frame says why (aiohttp gives no
+    reason; the peer records the one it gets in cluster_status)."""
+
+    def __init__(self, max_msg_size: int, **kwargs: Any) -> None:
+        super().__init__(max_msg_size=max_msg_size, **kwargs)
+        self.limit = max_msg_size
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", **kwargs) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
+            message = f"frame over replication.maxPayload ({self.limit} bytes)".encode()
+        return await super().close(code=code, message=message, **kwargs)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -101,9 +119,10 @@ async def _not_here(request: web.Request) -> web.Response:
 class OpsServer:
     """Serve the operations API on one host and port (and its TLS twin when configured)."""
 
-    def __init__(self, services: Services, max_body: int) -> None:
+    def __init__(self, services: Services, max_body: int, max_frame: int = 0) -> None:
         self.services = services
         self.max_body = max_body
+        self.max_frame = max_frame  # replication.maxPayload for upgraded connections (0: none)
         self.endpoint: WebSocketEndpoint | None = None  # replication, once wired
         self._runner: web.AppRunner | None = None
         # Operations being read or run, so stop() can wait for them (see there).
@@ -198,11 +217,15 @@ class OpsServer:
             return json_response({"error": "replication is starting on this node; retry"}, 503)
         headers = dict(request.headers)
         remote = request.remote or ""
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else None
         try:
-            identity = self.endpoint.authorize(remote, headers)
+            identity = self.endpoint.authorize(remote, headers, certificate)
+            answer = self.endpoint.answer_headers(identity, headers)
         except Exception as exc:
             return error_response(exc)
-        ws = web.WebSocketResponse(protocols=[SUBPROTOCOL], max_msg_size=0, compress=False)
+        ws = _ReplicationSocket(self.max_frame, protocols=[SUBPROTOCOL], compress=False)
+        ws.headers.update(answer)  # our own identity proof, over the peer's nonce
         await ws.prepare(request)
         await self.endpoint.serve(_Upgraded(ws, remote, headers), identity)
         return ws

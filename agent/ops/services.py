@@ -23,4 +23,5 @@ class Services:
     tokens: TokenService
     started: float = field(default_factory=time.time)
     replication: Any = None  # agent.replication.replicator.Replicator once wired
+    certs: Any = None  # agent.certs.material.Material: this node's keys and certificates
     extra: dict = field(default_factory=dict)

@@ -68,6 +68,7 @@ async def forget_cluster(replicator) -> None:
     for name in replicator.replicated_databases():
         await replicator.storage.get(name).write(ForgetCursors())
     replicator.routes = []
+    replicator.forget_retained(None)  # no credentials outlive the cluster they were for
     await replicator.reconcile()
 
 

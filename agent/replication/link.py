@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from agent.core import messages as m
 from agent.core.clock import ahead_ms, too_far_ahead
 from agent.core.cursors import rolled_back, scope_of
-from agent.core.errors import RemoteProtocolError
+from agent.core.errors import INTERNAL_ERROR, NORMAL, POLICY, RemoteProtocolError
 from agent.core.subscription import COPYING, STREAMING, Subscriber
 from agent.errors import StreamGap
-from agent.replication.connection import LinkClosed
+from agent.replication.connection import LinkClosed, checked, ending
 from agent.replication.transport import DialError
 from agent.storage import identity, txlog
 from agent.storage.apply import (
@@ -58,6 +58,7 @@ class LinkState:
     clock_refusals: int = 0  # transactions refused by the clock guard
     down_since: float | None = field(default_factory=time.time)  # None while connected
     extra: dict = field(default_factory=dict)
+    security: dict | None = None  # how the last dial proved both sides (mtls, signed, ...)
 
 
 def _seen(future) -> None:
@@ -113,6 +114,8 @@ class SubscriberLink:
         while True:
             started = time.monotonic()
             sessions, refusals = self.state.sessions, self.state.clock_refusals
+            bad_frame = False
+            close = (NORMAL, "")
             try:
                 await self._session()
             except asyncio.CancelledError:
@@ -121,48 +124,60 @@ class SubscriberLink:
                 self.state.gaps += 1
                 self.state.last_gap = exc.message
                 self._failed(f"gap: {exc.message}; subscribing again from the cursors")
-            except (DialError, LinkClosed, RemoteProtocolError, OSError) as exc:
+            except (LinkClosed, RemoteProtocolError) as exc:
+                code, reason, level = ending(exc)
+                bad_frame = level == logging.WARNING  # the peer sent what we refuse
+                close = (code, reason)
+                self._failed(reason, level)
+            except (DialError, OSError) as exc:
                 self._failed(str(exc))
             except Exception as exc:
                 log.exception("link %s/%s failed", self.peer.key, self.database)
                 self._failed(f"{type(exc).__name__}: {exc}")
+                close = (INTERNAL_ERROR, f"{type(exc).__name__}")
             finally:
-                self._disconnected()
+                self._disconnected(*close)
             # Back off only while the peer cannot be reached or refuses: a session that got
             # as far as subscribing ended for a reason of its own (a gap, a restart, a stall),
-            # and waiting long then only keeps data from flowing.
-            refused = self.state.clock_refusals > refusals  # retrying soon changes nothing
+            # and waiting long then only keeps data from flowing. A refused frame or clock
+            # will most likely come again: retrying soon changes nothing.
+            refused = bad_frame or self.state.clock_refusals > refusals
             if (self.state.sessions > sessions and not refused) or time.monotonic() - started > 10:
                 delay = self.replicator.retry_interval
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(MAX_BACKOFF, delay * 2)
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, level: int = logging.INFO) -> None:
         self.state.last_error, self.state.last_error_at = reason, time.time()
         self.state.attempts += 1
-        log.info("link to %s for %s: %s", self.peer.key, self.database, reason)
+        log.log(level, "link to %s for %s: %s", self._who(), self.database, reason)
 
-    def _disconnected(self) -> None:
+    def _who(self) -> str:
+        name = self.peer.name or (self.machine.peer if self.machine else None)
+        return f"{name} ({self.peer.key})" if name and name != self.peer.key else self.peer.key
+
+    def _disconnected(self, code: int = NORMAL, reason: str = "") -> None:
+        """Close the connection, telling the peer why (a refused frame: 1002/1007/1009)."""
         was = self.state.connected
         self.state.connected = False
         if was:
             self.state.down_since = time.time()
         if self._conn is not None:
-            asyncio.ensure_future(self._conn.close())
+            asyncio.ensure_future(self._conn.close(code, reason))
             self._conn = None
         if was:
             self.replicator.link_changed(self)
 
     async def _session(self) -> None:
         rep = self.replicator
-        conn = await rep.dial(
+        conn = await rep.connect(
             self.peer.url,
-            headers=self.peer.headers(),
-            local_host=rep.local_host,
-            compression=rep.compression,
+            peer_name=self.peer.name,
+            authorization=self.peer.authorization,
             # a black-holed peer must not hold a dial longer than a silent link is tolerated
             timeout=min(10.0, rep.timing.ping_timeout),
         )
+        self.state.security = getattr(conn, "security", None) or None
         self._conn = conn
         machine = Subscriber(rep.node, self.database, self.peer.name, rep.timing)
         self.machine = machine
@@ -184,8 +199,9 @@ class SubscriberLink:
         await self._pump()
 
     async def _flush(self) -> None:
+        limit = self.replicator.max_payload
         for msg in self.machine.take():
-            await self._conn.send(m.serialize(msg))
+            await self._conn.send(checked(m.serialize(msg), limit, type(msg).__name__))
 
     async def _expect_welcome(self):
         async with asyncio.timeout(self.replicator.timing.ping_timeout):
@@ -294,7 +310,7 @@ class SubscriberLink:
         kind, msg = event.kind, event.message
         if kind == "txn":
             self._guard_clock(msg.version)
-            job = RemoteTransaction(self.database, msg, rep.storage.clock, self.scope)
+            job = RemoteTransaction(self.database, msg, rep.storage.clock, self.scope, event.writes)
             await pending.put((self._submit(job), msg.seq, msg.records))
         elif kind == "chunk":
             await pending.put((self._submit(self._chunk_job(msg)), 0, len(msg.rows)))
@@ -349,7 +365,8 @@ class SubscriberLink:
             raise LinkClosed(
                 f"clock guard: {self.machine.peer} sent a version "
                 f"{ahead_ms(version, now_ms) / 1000.0:.1f}s ahead of this node's clock "
-                f"(replication.maxClockSkew is {limit / 1000.0:g}s); refused"
+                f"(replication.maxClockSkew is {limit / 1000.0:g}s); refused",
+                POLICY,
             )
 
     async def _ack(self, pending: asyncio.Queue) -> None:

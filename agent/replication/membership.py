@@ -18,8 +18,8 @@ from typing import Any
 from agent import jsonx
 from agent.core import messages as m
 from agent.core.routes import RouteError, parse_route
-from agent.errors import ClientError, NotFound
-from agent.replication import departure, joinusers, verifypeer
+from agent.errors import ClientError, Forbidden, NotFound
+from agent.replication import certificates, departure, joinusers, verifypeer
 from agent.replication.peers import authorization_header, normalize_url, start_version
 from agent.replication.transport import DialError
 from agent.storage import query
@@ -83,15 +83,26 @@ def target_url(replicator, body: dict) -> str:
 
 
 async def call_peer(
-    replicator, url: str, header: str | None, body: dict, timeout: float = OP_TIMEOUT
+    replicator,
+    url: str,
+    header: str | None,
+    body: dict,
+    timeout: float = OP_TIMEOUT,
+    *,
+    peer_name: str | None = None,
+    verify_tls: bool = True,
 ) -> dict:
     """Run one operation on a peer over a replication connection; raise ClientError if refused.
 
+    Without `header` this node proves who it is (certificate or proof) and so must the peer.
     `timeout` bounds the answer (the dial stays bounded by OP_TIMEOUT)."""
-    headers = {"Authorization": header} if header else {}
     try:
-        conn = await replicator.dial(
-            url, headers=headers, local_host=replicator.local_host, timeout=OP_TIMEOUT
+        conn = await replicator.connect(
+            url,
+            peer_name=peer_name,
+            authorization=header,
+            verify_tls=verify_tls,
+            timeout=OP_TIMEOUT,
         )
     except DialError as exc:
         if exc.status in (401, 403):
@@ -132,26 +143,43 @@ async def add_node(replicator, body: dict, update: bool = False) -> dict:
     )
     if update and existing is None:
         raise NotFound(f"{body.get('hostname') or url} does not exist")
+    verify_tls = body.get("verify_tls", True)
+    if not isinstance(verify_tls, bool):
+        raise ClientError("'verify_tls' must be true or false")
     back = {
         "operation": "add_node_back",
         "hostname": replicator.node,
         "url": replicator.url,
         "subscriptions": reverse_subscriptions(subscriptions),
+        **certificates.offer(replicator, header is not None),
     }
     if existing is None:  # a first join: settle whose users and roles win
         back["join"] = await user_offer(replicator, rows)
-    answer = await call_peer(replicator, url, header, back)
+    answer = await call_peer(
+        replicator,
+        url,
+        header,
+        back,
+        peer_name=existing.get("name") if existing else None,
+        verify_tls=verify_tls,
+    )
     peer_name = answer.get("node")
     if not isinstance(peer_name, str) or not peer_name:
         raise ClientError(f"{url} answered add_node_back without its node name")
+    signed = certificates.accept(replicator, answer, peer_name)  # checked before any write
     replaced = nothing_replaced()
     if existing is None:
         replaced = await joinusers.settle_caller(replicator, answer.get("join"), peer_name)
     row = {"name": peer_name, "url": url, "replicates": True, "subscriptions": subscriptions}
+    row.update(certificates.peer_fields(answer.get("usingCA"), (existing or {})))
+    revoked = certificates.revoked(body.get("revoked_certificates"), existing or {})
+    if revoked:
+        row["revoked_certificates"] = revoked
     if body.get("start_time") is not None:
         row["start_time"] = body.get("start_time")
     if body.get("retain_authorization") and header:
         replicator.retain(url, header)  # a local 0600 file, never a replicated row
+    await certificates.store(replicator, signed)
     await replicator.write_nodes([row, *await own_row_if_needed(replicator)])
     await replicator.reconcile()
     verb = "updated" if update else "added"
@@ -187,19 +215,21 @@ async def own_row_if_needed(replicator) -> list[dict]:
     """
     mine = (await node_rows(replicator)).get(replicator.node)
     fresh = own_row(replicator)
-    if mine is not None and all(mine.get(k) == fresh[k] for k in ("url", "node_id")):
+    if mine is not None and all(mine.get(k) == fresh.get(k) for k in ("url", "node_id", "ca")):
         return []
     return [fresh]
 
 
 def own_row(replicator) -> dict:
-    """Return this node's hdb_nodes row: its name, url and node id (kept with its data)."""
-    return {
+    """Return this node's hdb_nodes row: its name, url, node id and the CA it chains to."""
+    row = {
         "name": replicator.node,
         "url": replicator.url,
         "replicates": True,
         "node_id": replicator.storage.node_id,
     }
+    row.update(certificates.own_fields(replicator))
+    return row
 
 
 async def remove_node(replicator, body: dict) -> dict:
@@ -214,6 +244,7 @@ async def remove_node(replicator, body: dict) -> dict:
     answer: dict = {"message": f"Successfully removed '{name}' from cluster"}
     answer.update(await _drain_leaving(replicator, row))
     await replicator.write_nodes([row["name"]], kind="delete")
+    replicator.forget_retained(row.get("url"))  # retain_authorization ends with the node
     try:
         await call_peer(
             replicator,
@@ -246,10 +277,20 @@ async def _drain_leaving(replicator, row: dict) -> dict:
 
 
 async def handle_peer_operation(replicator, body: dict, identity) -> dict:
-    """Serve add_node_back / remove_node_back / origin_heads / verify_* from a peer."""
+    """Serve add_node_back / remove_node_back / origin_heads / verify_* from a peer.
+
+    A node may only ask as itself: add_node_back and remove_node_back name the caller, and
+    that must be the node the link was admitted as (a super user may name any).
+    """
     op = body.get("operation")
+    if op in ("add_node_back", "remove_node_back") and not identity.may_speak_as(
+        body.get("hostname")
+    ):
+        raise Forbidden(
+            f"{op} names {body.get('hostname')!r}, but this link was admitted as {identity.name}"
+        )
     if op == "add_node_back":
-        return await _add_node_back(replicator, body)
+        return await _add_node_back(replicator, body, identity)
     if op == "remove_node_back":
         await departure.forget_cluster(replicator)
         return {"node": replicator.node}
@@ -260,18 +301,21 @@ async def handle_peer_operation(replicator, body: dict, identity) -> dict:
     raise ClientError(f"unknown peer operation {op!r}")
 
 
-async def _add_node_back(replicator, body: dict) -> dict:
+async def _add_node_back(replicator, body: dict, identity) -> dict:
     name, url = body.get("hostname"), body.get("url")
     if not isinstance(name, str) or not isinstance(url, str) or not name or not url:
         raise ClientError("add_node_back needs hostname and url")
     if name == replicator.node:
         raise ClientError(f"node name {name!r} is this node's own name")
     subscriptions = check_subscriptions(body.get("subscriptions"))
+    signed = certificates.sign_for(replicator, body, identity)  # refused before any write
+    existing = (await node_rows(replicator)).get(name) or {}
     verdict = await _settle_users(replicator, body.get("join"), name)
     row = {"name": name, "url": url, "replicates": True, "subscriptions": subscriptions}
+    row.update(certificates.peer_fields(body.get("ca"), existing))
     await replicator.write_nodes([row, *await own_row_if_needed(replicator)])
     await replicator.reconcile()
-    return {"node": replicator.node, "url": replicator.url, "join": verdict}
+    return {"node": replicator.node, "url": replicator.url, "join": verdict, **signed}
 
 
 async def _settle_users(replicator, offer: Any, caller: str) -> dict | None:

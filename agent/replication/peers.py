@@ -60,6 +60,7 @@ class Peer:
     start_version: int = 0
     subscriptions: list | None = None
     links: dict = field(default_factory=dict)
+    revoked: list | None = None  # a route's revokedCertificates (serials)
 
     @property
     def key(self) -> str:
@@ -99,7 +100,10 @@ class Peer:
 
 def route_peer(entry: Any, dialing: Dialing) -> Peer:
     route: Route = parse_route(entry, dialing)
-    return Peer(route.url, None, True, None, None, start_version(route.start_time))
+    peer = Peer(route.url, None, True, None, None, start_version(route.start_time))
+    if isinstance(entry, dict) and isinstance(entry.get("revokedCertificates"), list):
+        peer.revoked = list(entry["revokedCertificates"])
+    return peer
 
 
 def resolve(host: str) -> set[str]:

@@ -16,9 +16,9 @@ from agent.core import messages as m
 from agent.core.changes import record_count
 from agent.core.cursors import DUPLICATE, GAP
 from agent.core.errors import RemoteProtocolError
-from agent.core.messages import decode_changes, encode_changes
+from agent.core.messages import encode_changes, load_changes
 from agent.core.subscription import Publisher, Timing
-from agent.replication.connection import Connection, LinkClosed
+from agent.replication.connection import Connection, LinkClosed, checked, ending
 from agent.replication.tail import LogTail
 from agent.storage import rows, txlog
 from agent.storage.database import Database
@@ -77,8 +77,10 @@ class PublisherSession:
         chunk_records: int = 1000,
         policy=None,
         reach=None,
+        max_payload: int = 0,
     ) -> None:
         self.conn = conn
+        self.max_payload = max_payload  # replication.maxPayload: no larger frame is sent
         # reach(database) -> origins this node receives directly: sent as Reach, so a
         # subscriber borrowing an origin asks a relay that really has it
         self.reach = reach
@@ -100,9 +102,21 @@ class PublisherSession:
         self._window = asyncio.Event()
         self._stream: asyncio.Task | None = None
         self._closed = False
+        self._ended = False  # why the session ended was logged and sent in the close
 
     async def send(self, msg: m.Message) -> None:
-        await self.conn.send(m.serialize(msg))
+        """Send a frame, or raise FrameTooLarge when it exceeds replication.maxPayload."""
+        await self.conn.send(checked(m.serialize(msg), self.max_payload, self._what(msg)))
+
+    def _what(self, msg: m.Message) -> str:
+        if isinstance(msg, m.Txn):
+            return f"transaction {msg.oseq} of {msg.origin} ({msg.origin_id})"
+        return type(msg).__name__
+
+    @property
+    def who(self) -> str:
+        """The peer as logs name it: its node name once its Hello said it, else its address."""
+        return self.machine.peer or self.conn.remote_ip
 
     async def flush(self) -> None:
         for msg in self.machine.take():
@@ -116,7 +130,7 @@ class PublisherSession:
             while not self._closed:
                 await self._handle(m.parse(await self.conn.recv()))
         except (LinkClosed, RemoteProtocolError) as exc:
-            log.info("publisher link to %s ended: %s", self.machine.peer, exc)
+            await self._end(exc)
         finally:
             ticker.cancel()
             if self._stream is not None:
@@ -196,8 +210,7 @@ class PublisherSession:
         except asyncio.CancelledError:
             raise
         except LinkClosed as exc:
-            log.info("publisher stream to %s ended: %s", self.machine.peer, exc)
-            await self.conn.close(1000, str(exc))
+            await self._end(exc)
         except Exception:
             log.exception("publisher stream to %s failed", self.machine.peer)
             await self.conn.close(1011, "publisher failed")
@@ -220,19 +233,40 @@ class PublisherSession:
         await self.send(m.CopyEnd(frontier, copied, versions))
         return frontier
 
+    async def _end(self, exc: Exception) -> None:
+        """End the session for `exc`: log once (WARNING for a bad or oversized frame), and
+        close with its code and reason so the subscriber records why."""
+        if self._ended:
+            return  # the read loop meeting the close the stream made: said already
+        self._ended = self._closed = True
+        code, reason, level = ending(exc)
+        log.log(level, "publisher link to %s ended: %s", self.who, reason)
+        await self.conn.close(code, reason)
+
     async def _copy_table(self, name: str, after, min_version: int, copied: int) -> int:
         """Send one table in key order; the last chunk says `done`, closing its key range."""
         while True:
             batch = await self.db.read(rows.scan, name, after, self.chunk_records, min_version)
             done = len(batch) < self.chunk_records
             await self._wait_window()
-            last = batch[-1][0] if batch else None
-            await self.send(m.CopyChunk(name, [list(r) for r in batch], after, last, done))
+            frame, batch, done = self._chunk_frame(name, batch, after, done)
+            await self.conn.send(frame)
             self.machine.chunk_sent(len(batch))
             copied += len(batch)
             if done:
                 return copied
-            after = last
+            after = batch[-1][0]
+
+    def _chunk_frame(self, name: str, batch: list, after, done: bool) -> tuple[bytes, list, bool]:
+        """Serialize a chunk within replication.maxPayload: halve it (the rest follows in the
+        next chunk) until it fits; a single row that does not fit raises FrameTooLarge."""
+        while True:
+            last = batch[-1][0] if batch else None
+            frame = m.serialize(m.CopyChunk(name, [list(r) for r in batch], after, last, done))
+            if len(batch) <= 1 or not self.max_payload or len(frame) <= self.max_payload:
+                what = f"copy chunk of {name} ({len(batch)} rows)"
+                return checked(frame, self.max_payload, what), batch, done
+            batch, done = batch[: len(batch) // 2], False
 
     async def _stream_log(self) -> None:
         tail = self.tails[self.db.name]
@@ -279,7 +313,7 @@ class PublisherSession:
         """
         if self.tables is None or entry.tables and entry.tables <= self.tables:
             return entry.body, entry.records
-        writes = [w for w in decode_changes(entry.body) if self._publishes(w.table)]
+        writes = [w for w in load_changes(entry.body) if self._publishes(w.table)]
         return encode_changes(writes), record_count(writes)
 
     async def _offer(self, entry) -> None:

@@ -13,22 +13,26 @@ import logging
 import time
 
 from agent import jsonx
+from agent.certs.authority import CertError
 from agent.core.changes import DELETE, PUT
 from agent.core.messages import decode_changes
 from agent.core.relay import assign_origins
 from agent.core.routes import Dialing
 from agent.core.subscription import COPYING, STREAMING, Timing
+from agent.errors import AgentError
 from agent.replication import credentials, transport
 from agent.replication.antientropy import BackgroundVerify
 from agent.replication.budget import Budget
 from agent.replication.endpoint import Endpoint
 from agent.replication.link import SubscriberLink
-from agent.replication.peers import Peer, normalize_url, resolve, route_peer
+from agent.replication.peers import Peer, normalize_url, route_peer
 from agent.replication.syncgate import SyncGate
 from agent.replication.tail import LogTail, Tails
+from agent.replication.transport import DialError
+from agent.replication.trust import Trust
 from agent.replication.verifypeer import Indexes
 from agent.storage import query
-from agent.storage.system import NODES, SCHEMAS, SYSTEM
+from agent.storage.system import CERTIFICATES, NODES, SCHEMAS, SYSTEM
 from agent.storage.writes import LocalTransaction, WriteOp
 
 log = logging.getLogger(__name__)
@@ -64,10 +68,15 @@ def own_url(config, node: str) -> str:
 class Replicator:
     """Own every link of this node and answer cluster questions about them."""
 
-    # How links and membership reach a peer: a seam, so a test can dial an in-memory network.
-    dial = staticmethod(transport.dial)
+    async def dial(self, url: str, **kwargs):
+        """Dial a peer (transport.dial), refusing frames over replication.maxPayload.
 
-    def __init__(self, node: str, config, storage, authenticator) -> None:
+        How links and membership reach a peer: a seam, so a test can dial an in-memory
+        network (tests/shell replaces it on the instance).
+        """
+        return await transport.dial(url, max_size=self.max_payload, **kwargs)
+
+    def __init__(self, node: str, config, storage, authenticator, certs=None) -> None:
         self.node = node
         self.config = config
         self.storage = storage
@@ -83,9 +92,14 @@ class Replicator:
         self.max_clock_ahead_ms = config.get("replication.maxClockSkew") * 1000.0
         self.compression = bool(config.get("replication.compression"))
         self.chunk_records = config.get("replication.copyChunkRecords")
+        # the largest frame accepted on every listener and dial, and the largest sent
+        self.max_payload = config.get("replication.maxPayload")
         listener = config.listener("operationsApi.network.port")
         self.local_host = listener[0] if listener and listener[0].startswith("127.") else None
         self.endpoint = Endpoint(self)
+        # replication.port set: the operator asked for address-only admission (insecure)
+        self.insecure_port = config.listener("replication.port")
+        self.trust = Trust(node, certs, insecure=self.insecure_port is not None)
         self.tails = Tails(storage)
         self.peers: dict[str, Peer] = {}
         self.publishers: set = set()
@@ -93,7 +107,6 @@ class Replicator:
         self.retained: dict[str, str] = credentials.load(config.root)
         self.routes: list = list(config.get("replication.routes") or [])
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._allowed: set[str] = set()
         self.sync_gate = SyncGate(node)
         self._cursor_cache: dict[str, dict] = {}  # last cursors a Subscribe read, per database
         self._servers: list = []
@@ -123,16 +136,111 @@ class Replicator:
     async def _listen(self) -> None:
         from agent.replication.transport import serve
 
-        for key in ("replication.port",):
-            listener = self.config.listener(key)
-            if listener:
-                server = await serve(
+        if self.insecure_port:
+            log.warning(
+                "replication.port %s:%d admits peers by address alone (insecure: use it on "
+                "private networks only; replication.securePort or add_node links prove identity)",
+                *self.insecure_port,
+            )
+            self._servers.append(
+                await serve(
                     self.endpoint.serve_dedicated,
-                    listener[0],
-                    listener[1],
+                    self._admit_by_address,
+                    *self.insecure_port,
                     compression=self.compression,
+                    max_size=self.max_payload,
                 )
-                self._servers.append(server)
+            )
+        secure = self.config.listener("replication.securePort")
+        if secure:
+            self._servers.append(
+                await serve(
+                    self.endpoint.serve_dedicated,
+                    self._admit,
+                    *secure,
+                    tls=self.trust.material.server_context(),
+                    compression=self.compression,
+                    max_size=self.max_payload,
+                )
+            )
+
+    def _admit(self, remote_ip: str, headers: dict, certificate: bytes | None) -> tuple:
+        identity = self.endpoint.authorize(remote_ip, headers, certificate)
+        return identity, self.endpoint.answer_headers(identity, headers)
+
+    def _admit_by_address(self, remote_ip: str, headers: dict, certificate) -> tuple:
+        identity = self.endpoint.authorize(remote_ip, headers, certificate, by_address=True)
+        return identity, self.endpoint.answer_headers(identity, headers)
+
+    def security_warnings(self) -> list[str]:
+        if not self.insecure_port:
+            return []
+        return [
+            f"replication.port {self.insecure_port[1]} admits peers by address alone (insecure)"
+        ]
+
+    async def connect(
+        self,
+        url: str,
+        *,
+        peer_name: str | None = None,
+        authorization: str | None = None,
+        verify_tls: bool = True,
+        timeout: float = 10.0,
+    ):
+        """Dial a peer and prove who we are; check it proves who it is. Raise DialError.
+
+        wss: mutual TLS with this node's certificate (with `verify_tls` false, the first
+        add_node: no verification and no certificate, the credentials admit us). ws: an
+        identity proof header, and the peer's answering proof must name a member, unless
+        credentials are sent (the first add_node) or this node runs the insecure
+        replication.port (address-only peers).
+        """
+        headers = {"Authorization": authorization} if authorization else {}
+        secure = url.lower().startswith("wss://")
+        tls = nonce = None
+        if secure:
+            try:
+                tls = self.trust.material.client_context(verify_tls)
+            except (AgentError, AttributeError) as exc:
+                raise DialError(f"cannot dial {url}: {exc}") from None
+        else:
+            proof_headers, nonce = self.trust.dial_headers(peer_name, url)
+            headers.update(proof_headers)
+        conn = await self.dial(
+            url,
+            headers=headers,
+            local_host=self.local_host,
+            tls=tls,
+            compression=self.compression,
+            timeout=timeout,
+        )
+        try:
+            conn.security = self._dialled_security(conn, secure, nonce, peer_name, authorization)
+        except CertError as exc:
+            await conn.close(1008, "identity not proved")
+            raise DialError(f"{url}: {exc}") from None
+        return conn
+
+    def _dialled_security(self, conn, secure, nonce, peer_name, authorization) -> dict:
+        certificate = getattr(conn, "peer_certificate", None)
+        if secure:
+            if certificate is None:
+                return {"mode": "credentials", "transport": "wss"}
+            described = self.trust.describe(certificate)
+            return {**described, "transport": "wss"}
+        answer = getattr(conn, "headers", None) or {}
+        if nonce is not None and any(k.lower() == "x-harper-node" for k in answer):
+            try:
+                return {**self.trust.check_answer(answer, nonce, peer_name), "transport": "ws"}
+            except CertError:
+                if not authorization:  # a first add_node does not know the peer's CA yet
+                    raise
+        if authorization:
+            return {"mode": "credentials", "transport": "ws"}
+        if self.trust.insecure or nonce is None:
+            return {"mode": "address", "transport": "ws"}
+        raise CertError("the peer did not prove its identity (no certificate proof)")
 
     async def stop(self) -> None:
         self.verify_indexes.stop.set()  # a verify index being built must not hold the stop
@@ -180,7 +288,9 @@ class Replicator:
         if not self.storage.exists(database):
             return
         self._tail(database).extend(entries)
-        if database == SYSTEM and any(NODES in e.tables or SCHEMAS in e.tables for e in entries):
+        if database == SYSTEM and any(
+            NODES in e.tables or SCHEMAS in e.tables or CERTIFICATES in e.tables for e in entries
+        ):
             for entry in entries:
                 self._schema_rows(entry)
             asyncio.ensure_future(self.reconcile())
@@ -231,7 +341,22 @@ class Replicator:
             if current is not peer:
                 self._refresh_peer(current, peer)
             self._ensure_links(current)
-        self._allowed = self._allowed_ips()
+        await self._update_trust(rows)
+
+    async def _update_trust(self, rows: list[dict]) -> None:
+        """Give admission the current members, routes, CAs and this node's certificate."""
+        certificates = [
+            jsonx.loads(d)
+            for d in await self.storage.get(SYSTEM).read(query.search, CERTIFICATES, None)
+        ]
+        members = {r["name"]: r for r in rows if isinstance(r.get("name"), str)}
+        routes = [p for p in self.peers.values() if p.from_route]
+        self.trust.update(members, routes, certificates)
+        for session in list(self.publishers):
+            reason = self.trust.revoked_reason(getattr(session, "security", None) or {})
+            if reason:
+                log.warning("closing the link %s serves: %s", session.machine.peer, reason)
+                asyncio.ensure_future(session.conn.close(1008, reason))
 
     def _row_peer(self, row: dict, wanted: dict[str, Peer]) -> None:
         name, url = row.get("name"), row.get("url")
@@ -298,15 +423,6 @@ class Replicator:
                         self._replan(database)  # never wait for a link event to serve an origin
             except Exception:
                 log.exception("replication reconcile failed")
-
-    def _allowed_ips(self) -> set[str]:
-        ips: set[str] = set()
-        for peer in self.peers.values():
-            ips |= resolve(peer.host)
-        return ips
-
-    def allowed_ips(self) -> set[str]:
-        return self._allowed
 
     # --- link callbacks ---------------------------------------------------------------
 
@@ -426,6 +542,14 @@ class Replicator:
         """Keep credentials for dialling `url` (add_node's retain_authorization)."""
         self.retained[normalize_url(url)] = header
         credentials.save(self.config.root, self.retained)
+
+    def forget_retained(self, url: str | None) -> None:
+        """Drop the credentials kept for `url` (None: all of them), file included."""
+        keep = {} if url is None else dict(self.retained)
+        keep.pop(normalize_url(url or ""), None)
+        if keep != self.retained:
+            self.retained = keep
+            credentials.save(self.config.root, self.retained)
 
     async def save_routes(self) -> None:
         """Persist replication.routes to the config file (cluster_set/delete_routes)."""

@@ -139,12 +139,22 @@ async def origins_status(replicator, database: str) -> list[dict]:
 
 def _public_row(peer) -> dict:
     row = dict(peer.row or {"name": peer.name, "url": peer.url})
-    for secret in ("authorization", "ca", "__createdtime__", "__updatedtime__"):
+    for secret in ("authorization", "ca", "__createdtime__", "__updatedtime__", "secret"):
         row.pop(secret, None)
     row.setdefault("name", peer.name or peer.url)
     row.setdefault("url", peer.url)
     row.setdefault("replicates", True)
     return row
+
+
+def link_security(peer) -> dict | None:
+    """How this node's links to `peer` proved both sides, from the newest dial."""
+    found = [link.state.security for link in peer.links.values() if link.state.security]
+    if not found:
+        return None
+    mine = dict(found[0])
+    mine.pop("serial", None)
+    return mine
 
 
 async def cluster_status(replicator) -> dict:
@@ -158,6 +168,7 @@ async def cluster_status(replicator) -> dict:
             socket_status(link, sessions.get((peer.name, db)), now, replicator.origin_name)
             for db, link in sorted(peer.links.items())
         ]
+        row["security"] = link_security(peer)
         connections.append(row)
     return {
         "type": "cluster-status",
@@ -165,6 +176,7 @@ async def cluster_status(replicator) -> dict:
         "node_id": replicator.storage.node_id,
         "url": replicator.url,
         "is_enabled": True,
+        "warnings": replicator.security_warnings(),
         "connections": connections,
         "origins": {
             database: await origins_status(replicator, database)

@@ -21,6 +21,7 @@ from typing import Any
 from agent import jsonx
 from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT, Write
 from agent.core.cursors import DUPLICATE, GAP, classify, lacks_before, scoped
+from agent.core.errors import RemoteProtocolError
 from agent.core.messages import decode_changes
 from agent.errors import StreamGap
 from agent.storage import catalog as cat
@@ -80,10 +81,19 @@ class RemoteTransaction:
 
     durable = False  # see Writer._sync_for: the peer holds it durably
 
-    def __init__(self, database: str, msg, clock: SharedClock, scope: str | None = None) -> None:
+    def __init__(
+        self,
+        database: str,
+        msg,
+        clock: SharedClock,
+        scope: str | None = None,
+        writes: list[Write] | None = None,
+    ) -> None:
         self.database, self.msg, self.clock = database, msg, clock
         self.scope = scope  # the tables of a filtered stream (its own cursor; not relayed)
         self.records = max(msg.records, 1)
+        # the change set the Subscriber already decoded and checked (else decoded here)
+        self.writes = writes
 
     def run(self, ctx: JobContext) -> bool:
         """Apply and return True; False for a duplicate; raise StreamGap for a gap."""
@@ -100,7 +110,7 @@ class RemoteTransaction:
                 f"transaction {msg.oseq} of origin {msg.origin} ({msg.origin_id}) arrived, "
                 f"but {cursor} is the last applied"
             )
-        writes = decode_changes(msg.body)
+        writes = self.writes if self.writes is not None else self._decode()
         self.clock.observe(msg.version)
         apply_writes(ctx, self.database, msg.version, msg.origin, writes)
         txlog.set_cursor(ctx.conn, key, msg.oseq, msg.version)
@@ -114,6 +124,12 @@ class RemoteTransaction:
         entry.seq = txlog.append(ctx.conn, entry)
         ctx.entries.append(entry)
         return True
+
+    def _decode(self) -> list[Write]:
+        try:
+            return decode_changes(self.msg.body)
+        except RemoteProtocolError as exc:  # refused like a gap: nothing of it is applied
+            raise StreamGap(f"malformed change set from {self.msg.origin}: {exc}") from None
 
 
 class EnsureSchema:

@@ -8,14 +8,14 @@ table that a rolled-back transaction created.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
+# The naming rules live in the core: what a peer sends is held to the same ones.
+from agent.core.validate import NAME_RE, valid_declared_attribute
 from agent.errors import ClientError, NotFound
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
 CREATED = "__createdtime__"
 UPDATED = "__updatedtime__"
 TIME_ATTRIBUTES = (CREATED, UPDATED)
@@ -46,8 +46,10 @@ def check_name(kind: str, name: object) -> str:
 
 def check_attribute(name: object) -> str:
     """Return `name` if it can be an attribute name, else raise ClientError."""
-    if not isinstance(name, str) or not name or len(name) > 250:
-        raise ClientError(f"attribute name {name!r} must be a string of 1-250 characters")
+    if not valid_declared_attribute(name):
+        raise ClientError(
+            f"attribute name {name!r} must be a string of 1-250 characters without NUL"
+        )
     return name
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from agent import jsonx
 from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT, Write
 from agent.core.messages import encode_changes
+from agent.core.validate import valid_key
 from agent.errors import ClientError
 from agent.storage import catalog as cat
 from agent.storage import meta, rows, txlog
@@ -47,6 +48,8 @@ class OpResult:
 
 def check_key(key: Any, pk: str) -> Any:
     """Return a primary key value if usable (string or finite number), else raise."""
+    if valid_key(key):  # the rule peers are held to; the checks below say what is wrong
+        return key
     if isinstance(key, bool) or not isinstance(key, (str, int, float)):
         raise ClientError(f"primary key '{pk}' must be a string or a number, got {key!r:.60}")
     if isinstance(key, float) and not math.isfinite(key):
@@ -56,7 +59,7 @@ def check_key(key: Any, pk: str) -> Any:
         raise ClientError(f"primary key '{pk}' must fit in 64 bits, got {key}")
     if isinstance(key, str) and (not key or len(key) > 1024):
         raise ClientError(f"primary key '{pk}' must be 1-1024 characters")
-    return key
+    raise ClientError(f"primary key '{pk}' is not usable: {key!r:.60}")
 
 
 class _Stamp:
@@ -125,6 +128,9 @@ def _prepare(table: TableInfo, records: list, generate: bool) -> list[tuple[Any,
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise ClientError(f"record {index} must be an object, got {type(record).__name__}")
+        if "" in record or "\x00" in "".join(record):
+            # peers refuse such a record (agent/core/validate.py): it must not enter the log
+            raise ClientError(f"record {index} has an empty attribute name or one with a NUL")
         key = record.get(pk)
         if key is None:
             if not generate:

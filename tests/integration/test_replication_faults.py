@@ -169,7 +169,7 @@ def test_peer_from_unknown_address_is_refused(tmp_path):
                 for c in status["connections"]
                 for s in c["database_sockets"]
             ]
-            return any(e and "no hdb_nodes entry or route" in e["reason"] for e in errors)
+            return any(e and "run add_node" in e["reason"] for e in errors)
 
         wait_for(refused, 10, what="the refusal")
         rows = a.node_rows()

@@ -224,6 +224,16 @@ def test_a_record_that_is_not_an_object_is_refused(kit, db, record):
     assert kit.rows(db, "dog") == {}
 
 
+@pytest.mark.parametrize("name", ["", "a\x00b"], ids=repr)
+def test_an_attribute_name_peers_would_refuse_is_refused_here_too(kit, db, name):
+    """Peers refuse empty and NUL attribute names (agent/core/validate.py): accepting one
+    locally would leave a log entry no peer ever applies."""
+    kit.table(db, "dog")
+    with pytest.raises(ClientError, match="record 1 has an empty attribute name or one with"):
+        kit.insert(db, "dog", {"id": 1}, {"id": 2, name: 1})
+    assert kit.rows(db, "dog") == {}
+
+
 def test_writing_to_a_missing_table_is_not_found(kit, db):
     with pytest.raises(NotFound, match="Table 'dev.nope' does not exist"):
         kit.insert(db, "nope", {"id": 1})
