@@ -35,6 +35,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	@if [ -f bench/replication.py ]; then $(BIN)/python bench/replication.py; fi
+	$(BIN)/python bench/secure.py
 	$(BIN)/python bench/verify.py
 
 # A seeded fault run against real agents; the same SEED replays the same schedule.

@@ -19,6 +19,8 @@ Scenarios (each REPS times on fresh agents; medians beside the individual runs):
     baseline     one agent alone, batch 1000, same client: replicated rates are quoted as
                  a ratio to it
 
+Links use plain ws on the operations API port; new_cluster/throughput_run/lag_run take
+transport="wss" for mutual TLS on replication.securePort (bench/secure.py compares the two).
 VmRSS of every agent is sampled every 0.2 s throughout. Timings are the agent defaults
 except replication.retryInterval = 100ms (so a restarted peer is re-dialled promptly).
 
@@ -45,7 +47,7 @@ os.environ.setdefault("HARPER_TEST_HOST_BASE", "600")
 
 import common  # noqa: E402
 from common import MB, BenchError, fmt_rate, percentile, poll_until, stop_agents  # noqa: E402
-from harness import PASSWORD, Agent, Cluster  # noqa: E402
+from harness import PASSWORD, Agent, Cluster, free_port, meshed  # noqa: E402
 
 REPS = 1 if common.QUICK else 3
 SIZES = (2, 3)
@@ -60,6 +62,7 @@ SYNC_RECORDS = 10_000 if common.QUICK else 100_000
 CATCHUP_RECORDS = 5_000 if common.QUICK else 50_000
 LOAD_BATCH = 1000  # untimed loading (sync) and the catch-up inserts
 COUNT_INTERVAL = 0.05
+LINK_INTERVAL = 0.005  # cluster_status polls while a joined link comes up
 HEALTH_INTERVAL = 0.005
 REPLICATE_TIMEOUT = 300.0
 DATABASE = "db"
@@ -94,6 +97,9 @@ HARPERDB_47 = {
     "catchup_50k_s": "12.8 s from spawn; ops API answered after 12.0 s",
     "rss_mb": "idle 225-235, sender 330-450, receiver 340-540 (c), 735-860 (sync)",
 }
+# ws: replication upgrades on the operations API port (the default); wss: a dedicated
+# replication.securePort with mutual TLS, joined with verify_tls false and credentials
+TRANSPORTS = ("ws", "wss")
 SPAWNED: list[Agent] = []  # every agent this run started, stopped in main's finally
 
 
@@ -168,13 +174,41 @@ def new_agent(root: Path, env: dict) -> Agent:
     return agent
 
 
-def new_cluster(root: Path, size: int, env: dict) -> Cluster:
-    """A harness Cluster with the bench timings and environment (not started)."""
+def secure_settings(host: str) -> dict:
+    """replication.* for wss: a mutual-TLS listener on a free port, the node named `host`."""
+    port = free_port(host)
+    return {"securePort": port, "hostname": host, "url": f"wss://{host}:{port}"}
+
+
+def new_cluster(root: Path, size: int, env: dict, transport: str = "ws") -> Cluster:
+    """A harness Cluster with the bench timings and environment (not started).
+
+    With transport "wss" every node also listens on its own replication.securePort and
+    advertises that as its url, so links between members use mutual TLS.
+    """
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport {transport!r} is not one of {TRANSPORTS}")
     cluster = Cluster(root, size, config=TIMINGS)
     for node in cluster:
         node.extra_env = env
+        if transport == "wss":
+            node.extra_config["replication"].update(secure_settings(node.host))
         SPAWNED.append(node)
     return cluster
+
+
+def join_body(peer: Agent) -> dict:
+    """add_node for `peer` with its admin credentials: to its wss url (verify_tls false, as a
+    first secure join is) when it has one, else to its operations API port."""
+    url = peer.extra_config.get("replication", {}).get("url", "")
+    body = {
+        "operation": "add_node",
+        "url": url or peer.ws_url,
+        "authorization": {"username": "admin", "password": peer.password},
+    }
+    if url.startswith("wss://"):
+        body["verify_tls"] = False
+    return body
 
 
 def create_table(agent: Agent) -> None:
@@ -197,13 +231,33 @@ def wait_table(agent: Agent, timeout: float = 20.0) -> None:
         client.close()
 
 
-def boot_cluster(cluster: Cluster) -> None:
-    """Start, create db.t on node 0, join everyone via node 0, wait for db.t everywhere."""
+def boot_cluster(cluster: Cluster) -> dict:
+    """Start, create db.t on node 0, join everyone via node 0, wait for db.t everywhere.
+
+    Returns the joins' timings: `add_node_ms`, the longest add_node request, and
+    `connected_ms`, from the last add_node's answer until cluster_status (polled every
+    LINK_INTERVAL s) shows every node streaming every database from every other one.
+    """
     cluster.start()
-    create_table(cluster[0])
-    cluster.join(via=0)
+    hub = cluster[0]
+    create_table(hub)
+    add_node_s = []
+    for node in cluster.nodes[1:]:
+        client = Client(node)
+        try:
+            start = time.perf_counter()
+            client.op(join_body(hub))
+            answered = time.perf_counter()
+            add_node_s.append(answered - start)
+        finally:
+            client.close()
+    connected = poll_until(lambda: meshed(cluster.nodes), 20.0, LINK_INTERVAL, "a full mesh", hub)
     for node in cluster:
         wait_table(node)
+    return {
+        "add_node_ms": round(max(add_node_s) * 1000, 1),
+        "connected_ms": round((connected - answered) * 1000, 1),
+    }
 
 
 def load(agent: Agent, records: int, first_id: int = 1) -> float:
@@ -305,12 +359,13 @@ def run_baseline(workdir: Path, env: dict, rss: FleetRss) -> dict:
 
 
 def throughput_run(
-    workdir: Path, env: dict, rss: FleetRss, size: int, batch: int, rep: int
+    workdir: Path, env: dict, rss: FleetRss, size: int, batch: int, rep: int, transport: str = "ws"
 ) -> dict:
     """Insert THROUGHPUT_RECORDS on node 0; time until every other node holds them all."""
-    cluster = new_cluster(workdir / f"tp-{size}n-b{batch}-r{rep}", size, env)
+    suffix = "" if transport == "ws" else f"-{transport}"
+    cluster = new_cluster(workdir / f"tp-{size}n-b{batch}-r{rep}{suffix}", size, env, transport)
     try:
-        boot_cluster(cluster)
+        join = boot_cluster(cluster)
         bodies = insert_bodies(THROUGHPUT_RECORDS, batch)
         watchers = [CountWatcher(node, THROUGHPUT_RECORDS) for node in cluster.nodes[1:]]
         client = Client(cluster[0])
@@ -339,6 +394,7 @@ def throughput_run(
         "insert_p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "insert_p99_ms": round(percentile(latencies, 99) * 1000, 2),
         "rss_max_mb": rss.peaks(cluster.nodes),
+        "join": join,
     }
 
 
@@ -405,11 +461,12 @@ def lag_sample(writer: Client, reader: Client, record_id: int) -> tuple[float, f
             raise BenchError(f"record {record_id} not visible after {LAG_TIMEOUT}s ({raw[:200]!r})")
 
 
-def lag_run(workdir: Path, env: dict, rss: FleetRss, rep: int) -> dict:
+def lag_run(workdir: Path, env: dict, rss: FleetRss, rep: int, transport: str = "ws") -> dict:
     """LAG_SAMPLES single inserts spaced to hold LAG_RATE writes/s on a 2-node cluster."""
-    cluster = new_cluster(workdir / f"lag-r{rep}", 2, env)
+    suffix = "" if transport == "ws" else f"-{transport}"
+    cluster = new_cluster(workdir / f"lag-r{rep}{suffix}", 2, env, transport)
     try:
-        boot_cluster(cluster)
+        join = boot_cluster(cluster)
         writer, reader = Client(cluster[0]), Client(cluster[1])
         try:
             for i in range(LAG_WARMUP):
@@ -432,7 +489,10 @@ def lag_run(workdir: Path, env: dict, rss: FleetRss, rep: int) -> dict:
             reader.close()
     finally:
         stop_agents(cluster.nodes)
-    return lag_stats(lags, acks, polls, first, elapsed) | {"rss_max_mb": rss.peaks(cluster.nodes)}
+    return lag_stats(lags, acks, polls, first, elapsed) | {
+        "rss_max_mb": rss.peaks(cluster.nodes),
+        "join": join,
+    }
 
 
 def lag_stats(lags: list, acks: list, polls: list, first: int, elapsed: float) -> dict:
