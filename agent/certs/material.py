@@ -340,7 +340,7 @@ class Material:
         return authority.pem(issued), authority.pem(self._own_ca)
 
     def signed_rows(self, certificate_pem: str, ca_pem: str, signer: str) -> list[dict]:
-        """Rows for a certificate a peer's CA issued to this node, after checking it is ours."""
+        """The row for a certificate a peer's CA issued to this node, after checking it is ours."""
         leaf = authority.parse_certificates(certificate_pem)[0]
         ca = authority.parse_certificates(ca_pem)[0]
         if not authority.same_key(leaf, self.node_key()):
@@ -349,22 +349,18 @@ class Material:
             raise CertError(f"the signed certificate does not name {self.hostname!r}")
         if not authority.is_authority(ca) or not authority.issued_by(leaf, ca):
             raise CertError("the signed certificate was not issued by the CA sent with it")
+        # The CA travels in the chain, not as a row of its own: its owner's row (with the
+        # owner's key file name) replicates, and a copy written here would replace it.
         return [
-            row_for(
-                authority.common_name(ca.subject) or f"{signer}-ca",
-                ca,
-                authority_row=True,
-                key_name=None,
-                uses=None,
-            ),
             row_for(
                 f"{self.hostname}-signed-by-{signer}",
                 leaf,
                 authority_row=False,
                 key_name=NODE_KEY,
                 uses=["replication"],
+                chain_pem=authority.pem(leaf) + authority.pem(ca),
                 self_signed=False,
-            ),
+            )
         ]
 
     def trusted(self) -> list[x509.Certificate]:

@@ -181,7 +181,7 @@ def test_a_listener_presents_a_certificate_chosen_later(a, b):
     client = b.material.client_context()  # b trusts its own CA only
     assert "certificate verify failed" in str(handshake(listener, client, "node-a").client_error)
     signed = a.material.signed_rows(*b.material.sign_csr(a.material.create_csr()), "node-b")
-    assert a.trust(extra_rows=signed)
+    assert a.trust(b, extra_rows=signed)  # b's CA: from b's hdb_nodes row
     seen = handshake(listener, client, "node-a")
     assert seen.ok, seen
     issuer = dict(rdn[0] for rdn in seen.server_seen_by_client["issuer"])
@@ -422,9 +422,10 @@ def test_a_csr_signed_by_a_peer_becomes_a_ca_row_and_a_certificate_row(a, b):
     certificate, ca = b.material.sign_csr(a.material.create_csr(["10.0.0.7"]))
     assert ca == b.ca_pem
     rows = a.material.signed_rows(certificate, ca, "node-b")
-    ca_row, leaf_row = rows
-    assert ca_row["name"] == "HarperDB-Certificate-Authority-node-b"
-    assert ca_row["is_authority"] and ca_row["private_key_name"] is None
+    [leaf_row] = rows  # b's CA rides in the chain; b's own row for it replicates
+    assert authority.parse_certificates(leaf_row["certificate"])[1:] == [
+        authority.parse_certificates(ca)[0]
+    ]
     assert leaf_row["name"] == "node-a-signed-by-node-b"
     assert not leaf_row["is_authority"] and leaf_row["private_key_name"] == NODE_KEY
     assert leaf_row["uses"] == ["replication"] and leaf_row["is_self_signed"] is False
@@ -435,7 +436,7 @@ def test_a_csr_signed_by_a_peer_becomes_a_ca_row_and_a_certificate_row(a, b):
 
 def test_a_peer_signed_certificate_is_preferred_and_lets_both_sides_connect(a, b):
     signed = a.material.signed_rows(*b.material.sign_csr(a.material.create_csr()), "node-b")
-    a.trust(extra_rows=signed)
+    a.trust(b, extra_rows=signed)
     assert a.material.certificate_name == "node-a-signed-by-node-b"
     assert not a.material.signed_by_own_ca()
     assert a.material.using_ca_pem() == b.ca_pem
