@@ -1,16 +1,20 @@
 """Parse the SQL subset of the `sql` operation into statements the storage layer can run.
 
     SELECT [DISTINCT] columns FROM db.table [[AS] alias] [WHERE condition]
-        [ORDER BY attribute [ASC|DESC], ...] [LIMIT n] [OFFSET m]
+        [GROUP BY attribute, ...] [HAVING condition]
+        [ORDER BY attribute|aggregate|alias [ASC|DESC], ...] [LIMIT n] [OFFSET m]
     INSERT INTO db.table (a, b) VALUES (1, 'x'), (2, 'y')
     UPDATE db.table SET a = 1, b = 'x' [WHERE condition]
     DELETE FROM db.table [WHERE condition]
 
 Pure: a hand-written tokenizer and a recursive-descent parser, no I/O. WHERE becomes the
 condition tree of `agent.storage.conditions`, built with its `compare()` so that
-search_by_conditions and SQL share one validation. Whatever else SQL has (JOIN, GROUP BY,
-subqueries, functions other than the five aggregates, several statements...) is refused with
-a `SqlError` that names it and the 1-based character position where parsing stopped.
+search_by_conditions and SQL share one validation. A select with GROUP BY or an aggregate
+(COUNT, SUM, AVG, MIN, MAX) is grouped: its plain columns must be grouped ones, and HAVING and
+ORDER BY may name aggregates and select-list aliases; `Select.grouping()` is what storage runs.
+Whatever else SQL has (JOIN, subqueries, other functions, several statements...) is refused
+with a `SqlError` that names it and the 1-based character position where parsing stopped.
+Numbers must reach SQLite unchanged: an integer outside 64 bits is refused, not made a float.
 """
 
 from __future__ import annotations
@@ -22,12 +26,24 @@ from typing import Any, NoReturn, TypeVar, Union
 
 from agent.errors import ClientError
 from agent.ops.sql_lexer import SqlError, Token, syntax_error, tokenize
-from agent.storage.conditions import Compare, Condition, Group, Not, compare
+from agent.storage.conditions import (
+    AGGREGATES,
+    INT64_MAX,
+    Aggregate,
+    Compare,
+    Condition,
+    Group,
+    Grouping,
+    Measure,
+    Not,
+    Term,
+    check_number,
+    compare,
+    measure,
+)
 
 MAX_SQL_BYTES = 1024 * 1024
 MAX_DEPTH = 64
-
-AGGREGATES = ("COUNT", "SUM", "AVG", "MIN", "MAX")
 
 T = TypeVar("T")
 
@@ -49,11 +65,28 @@ class Column:
             return f"{self.aggregate}({self.name or '*'})"
         return self.name or "*"
 
+    @property
+    def term(self) -> Term:
+        """Return what the column computes: an Aggregate, or the attribute it reads."""
+        if self.aggregate is not None:
+            return Aggregate(self.aggregate, self.name)
+        return self.name or "*"
+
 
 @dataclass(frozen=True)
 class OrderBy:
-    attribute: str
+    """One sort: by an attribute, or by an aggregate (`aggregate` names the function, and
+    `attribute` is its argument, None for COUNT(*))."""
+
+    attribute: str | None
     descending: bool = False
+    aggregate: str | None = None
+
+    @property
+    def term(self) -> Term:
+        if self.aggregate is not None:
+            return Aggregate(self.aggregate, self.attribute)
+        return self.attribute or ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +99,20 @@ class Select:
     limit: int | None = None
     offset: int | None = None
     distinct: bool = False
+    group_by: tuple[str, ...] = ()
+    # Its Compare leaves test grouped attributes; its Measure leaves test aggregates.
+    having: Condition | Measure | None = None
+
+    @property
+    def grouped(self) -> bool:
+        """Tell whether the select returns one row per group rather than per record."""
+        return bool(self.group_by) or any(c.aggregate for c in self.columns)
+
+    def grouping(self) -> Grouping:
+        """Return the aggregate query storage runs for a grouped select (see query.grouped)."""
+        order = tuple((o.term, o.descending) for o in self.order_by)
+        outputs = tuple(c.term for c in self.columns)
+        return Grouping(self.group_by, outputs, self.having, order, self.distinct)
 
 
 @dataclass(frozen=True)
@@ -124,13 +171,12 @@ _RESERVED = frozenset(
 )
 # What to say when one of these words turns up where something else was expected.
 _REFUSALS = {
-    **{word: f"{word} is not supported" for word in ("UNION", "INTERSECT", "EXCEPT", "HAVING")},
+    **{word: f"{word} is not supported" for word in ("UNION", "INTERSECT", "EXCEPT")},
     **{word: f"{word} is not supported" for word in ("CREATE", "DROP", "ALTER", "TRUNCATE")},
     **dict.fromkeys(
         ("JOIN", "INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS", "NATURAL"),
         "JOIN is not supported",
     ),
-    "GROUP": "GROUP BY is not supported",
     "SELECT": "subqueries are not supported",
     "EXISTS": "subqueries are not supported",
     "WITH": "WITH (common table expressions) is not supported",
@@ -152,6 +198,11 @@ class _Pending:
     position: int
 
 
+def _not_grouped(name: str, position: int) -> SqlError:
+    message = f"column '{name}' must appear in GROUP BY or be used in an aggregate function"
+    return _unsupported(position, message)
+
+
 class _Parser:
     """Recursive descent over a token list; one instance parses one statement."""
 
@@ -161,6 +212,12 @@ class _Parser:
         self.depth = 0
         # Qualifiers that name the statement's table (table, db.table, the FROM alias).
         self.qualifiers: set[tuple[str, ...]] = set()
+        # The select list's aliases, which HAVING and ORDER BY may name.
+        self.aliases: dict[str, Column] = {}
+        # The grouped attributes of a grouped select (None: not grouped); HAVING and ORDER
+        # BY read aggregates and check plain columns against it while it is set.
+        self.groups: tuple[str, ...] | None = None
+        self.in_having = False
 
     # -- token helpers
 
@@ -264,9 +321,14 @@ class _Parser:
         for item in pending:
             self.check_qualifier(item.qualifier, item.position)
         columns = tuple(item.column for item in pending)
-        where, order_by = self.where(), self.order_by()
+        self.aliases = {c.alias: c for c in columns if c.alias is not None}
+        where = self.where()
+        group_by = self.group_by(pending)
+        having, order_by = self.having(), self.order_by()
         limit, offset = self.limit_offset()
-        return Select(database, table, columns, where, order_by, limit, offset, distinct)
+        return Select(
+            database, table, columns, where, order_by, limit, offset, distinct, group_by, having
+        )
 
     def insert(self) -> Insert:
         self.expect_keyword("INTO")
@@ -348,11 +410,15 @@ class _Parser:
 
     def column(self) -> str:
         """Read a column reference in the statement's scope; return the bare name."""
+        return self.column_ref()[0]
+
+    def column_ref(self) -> tuple[str, bool]:
+        """Read a column reference; return the bare name and whether it was qualified."""
         position = self.token.position
         self.reject_function()
         name, qualifier = self.dotted()
         self.check_qualifier(qualifier, position)
-        return name
+        return name, bool(qualifier)
 
     def at_function(self) -> bool:
         token = self.token
@@ -361,12 +427,16 @@ class _Parser:
         return _is_symbol(self.peek(), "(")
 
     def reject_function(self) -> None:
-        """Refuse a function call outside the select list, naming the function."""
+        """Refuse a function call where only a column may be, naming the function."""
         if not self.at_function():
             return
         name, position = self.token.value.upper(), self.token.position
         if name in AGGREGATES:
-            raise _unsupported(position, f"{name}() is supported only in the select list")
+            message = (
+                f"{name}() is supported only in the select list, "
+                "and in HAVING or ORDER BY of a grouped select"
+            )
+            raise _unsupported(position, message)
         raise _unsupported(position, f"function {name}() is not supported")
 
     def at_column(self) -> bool:
@@ -390,6 +460,12 @@ class _Parser:
     def aggregate(self) -> _Pending:
         """Read COUNT(*), COUNT(x), SUM(x), AVG(x), MIN(x) or MAX(x) with an optional alias."""
         position = self.token.position
+        function, name, qualifier = self.aggregate_call()
+        return _Pending(Column(name, self.alias(), function), qualifier, position)
+
+    def aggregate_call(self) -> tuple[str, str | None, tuple[str, ...]]:
+        """Read an aggregate call; return its function, argument (None for *) and qualifier."""
+        position = self.token.position
         function = self.advance().value.upper()
         if function not in AGGREGATES:
             raise _unsupported(position, f"function {function}() is not supported")
@@ -404,7 +480,80 @@ class _Parser:
         elif function != "COUNT":
             raise syntax_error(star.position, f"{function}(*) needs a column, not *")
         self.expect_symbol(")")
-        return _Pending(Column(name, self.alias(), function), qualifier, position)
+        return function, name, qualifier
+
+    # -- grouping
+
+    def group_by(self, pending: list[_Pending]) -> tuple[str, ...]:
+        """Read GROUP BY; if the select is grouped, check that its plain columns are grouped."""
+        position = self.token.position
+        keys: tuple[str, ...] = ()
+        if self.accept_keyword("GROUP"):
+            self.expect_keyword("BY")
+            keys = tuple(dict.fromkeys(self.comma_list(self.group_item)))
+        if not keys and not any(item.column.aggregate for item in pending):
+            return keys
+        for item in pending:
+            column = item.column
+            if column.name is None and column.aggregate is None:
+                if keys:
+                    message = "GROUP BY is not supported with SELECT *; name the columns"
+                    raise _unsupported(position, message)
+                message = "SELECT * cannot be mixed with aggregates; name the columns"
+                raise _unsupported(item.position, message)
+            if column.aggregate is None and column.name not in keys:
+                raise _not_grouped(column.name, item.position)
+        self.groups = keys
+        return keys
+
+    def group_item(self) -> str:
+        """Read a grouped column: an attribute, or the alias of a plain select column."""
+        position = self.token.position
+        name, qualified = self.column_ref()
+        column = None if qualified else self.aliases.get(name)
+        if column is None:
+            return name
+        if column.aggregate is not None:
+            raise _unsupported(position, f"GROUP BY cannot use the aggregate '{name}'")
+        return column.name or name
+
+    def having(self) -> Condition | Measure | None:
+        position = self.token.position
+        if not self.accept_keyword("HAVING"):
+            return None
+        if self.groups is None:
+            message = "HAVING is not supported without GROUP BY or an aggregate"
+            raise _unsupported(position, message)
+        self.in_having = True
+        condition = self.disjunction()
+        self.in_having = False
+        return condition
+
+    def at_subject(self) -> bool:
+        """Tell whether a test's subject follows: a column, or an aggregate when grouped."""
+        if self.groups is not None and self.at_function():
+            return True
+        return self.at_column()
+
+    def subject(self) -> Term:
+        """Read what a test or sort is about: a column, or in a grouped select an aggregate,
+        a grouped column or a select-list alias."""
+        position = self.token.position
+        if self.groups is None:
+            return self.alias_or_column()
+        if self.at_function():
+            function, name, qualifier = self.aggregate_call()
+            self.check_qualifier(qualifier, position)
+            return Aggregate(function, name)
+        term = self.alias_or_column()
+        if isinstance(term, str) and term not in self.groups:
+            raise _not_grouped(term, position)
+        return term
+
+    def alias_or_column(self) -> Term:
+        name, qualified = self.column_ref()
+        column = None if qualified else self.aliases.get(name)
+        return name if column is None else column.term  # a qualified name is always a column
 
     # -- clauses
 
@@ -418,11 +567,13 @@ class _Parser:
         return tuple(self.comma_list(self.order_item))
 
     def order_item(self) -> OrderBy:
-        attribute = self.column()
+        term = self.subject()
         descending = self.accept_keyword("DESC")
         if not descending:
             self.accept_keyword("ASC")
-        return OrderBy(attribute, descending)
+        if isinstance(term, Aggregate):
+            return OrderBy(term.attribute, descending, term.function)
+        return OrderBy(term, descending)
 
     def limit_offset(self) -> tuple[int | None, int | None]:
         limit = self.whole_number("LIMIT")
@@ -437,6 +588,9 @@ class _Parser:
         token = self.token
         if token.kind != "number" or not isinstance(token.value, int):
             self.fail(f"a whole number after {keyword}")
+        if token.value > INT64_MAX:
+            detail = f"{keyword} must be a whole number from 0 to {INT64_MAX}"
+            raise syntax_error(token.position, detail)
         self.advance()
         return token.value
 
@@ -501,18 +655,22 @@ class _Parser:
 
     def predicate(self) -> Condition:
         position = self.token.position
-        if self.at_column():
-            return self.test(self.column(), position)
+        if self.at_subject():
+            return self.test(self.term(), position)
         value = self.literal("a condition")
         if not self.at_symbol(*_FLIP):
             self.fail("a comparison operator")
         operator = _FLIP[self.advance().value]
-        if not self.at_column():
+        if not self.at_subject():
             message = "comparing two values is not supported; one side must be a column"
             raise _unsupported(self.token.position, message)
-        return self.build(self.column(), operator, value, position)
+        return self.build(self.term(), operator, value, position)
 
-    def test(self, attribute: str, position: int) -> Condition:
+    def term(self) -> Term:
+        """Read a test's subject: in HAVING what `subject` reads, in WHERE a column."""
+        return self.subject() if self.in_having else self.column()
+
+    def test(self, attribute: Term, position: int) -> Condition:
         """Read the operator after a column and its operand(s)."""
         if self.at_symbol(*_FLIP):
             return self.comparison(attribute, position)
@@ -528,25 +686,28 @@ class _Parser:
         node = reader(attribute, position)
         return Not(node) if negated else node
 
-    def comparison(self, attribute: str, position: int) -> Compare:
+    def comparison(self, attribute: Term, position: int) -> Compare:
         operator = self.advance().value
+        if self.in_having and self.at_function():
+            message = "comparing two aggregates is not supported"
+            raise _unsupported(self.token.position, message)
         if self.at_column():
             message = "comparing two columns is not supported"
             raise _unsupported(self.token.position, message)
         return self.build(attribute, operator, self.literal(), position)
 
-    def between(self, attribute: str, position: int) -> Compare:
+    def between(self, attribute: Term, position: int) -> Compare:
         low = self.literal()
         self.expect_keyword("AND")
         return self.build(attribute, "between", (low, self.literal()), position)
 
-    def in_list(self, attribute: str, position: int) -> Compare:
+    def in_list(self, attribute: Term, position: int) -> Compare:
         self.expect_symbol("(")
         values = self.comma_list(self.literal)
         self.expect_symbol(")")
         return self.build(attribute, "in", tuple(values), position)
 
-    def like(self, attribute: str, position: int) -> Compare:
+    def like(self, attribute: Term, position: int) -> Compare:
         token = self.token
         if token.kind != "string":
             self.fail("a quoted pattern after LIKE")
@@ -554,9 +715,12 @@ class _Parser:
         comparator, value = _like_comparator(token.value)
         return self.build(attribute, comparator, value, position)
 
-    def build(self, attribute: str, comparator: str, value: Any, position: int) -> Compare:
-        """Make a Compare through the shared validation, pointing its errors at the test."""
+    def build(self, attribute: Term, comparator: str, value: Any, position: int) -> Compare:
+        """Make a Compare (a Measure for an aggregate) through the shared validation, pointing
+        its errors at the test."""
         try:
+            if isinstance(attribute, Aggregate):
+                return measure(attribute, comparator, value)  # type: ignore[return-value]
             return compare(attribute, comparator, value)
         except ClientError as error:
             raise syntax_error(position, error.message) from None
@@ -564,17 +728,27 @@ class _Parser:
     def literal(self, expected: str = "a value") -> Any:
         """Read a string, a number (with an optional sign), TRUE, FALSE or NULL."""
         token = self.token
-        if token.kind in ("string", "number"):
+        if token.kind == "string":
             return self.advance().value
+        if token.kind == "number":
+            return self.number(self.advance().value, token)
         if self.at_symbol("-", "+"):
             sign = self.advance().value
             if self.token.kind != "number":
                 self.fail(f"a number after '{sign}'")
             number = self.advance().value
-            return -number if sign == "-" else number
+            return self.number(-number if sign == "-" else number, token)
         if _keyword(token) in _CONSTANTS:
             return _CONSTANTS[_keyword(self.advance())]
         self.fail(expected)
+
+    def number(self, value: int | float, token: Token) -> int | float:
+        """Return a number literal's value, refusing one SQLite would not keep exactly."""
+        try:
+            check_number(value, "a number")
+        except ClientError as error:
+            raise syntax_error(token.position, error.message) from None
+        return value
 
 
 def _like_comparator(pattern: str) -> tuple[str, str]:

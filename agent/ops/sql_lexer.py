@@ -108,15 +108,11 @@ def _number(sql: str, start: int) -> tuple[Token, int]:
     end = _exponent(sql, end)
     text = sql[start:end]
     try:
+        # An integer stays exact however long: the parser refuses one outside 64 bits once
+        # its sign is known, rather than storing a float nobody wrote.
         value: int | float = float(text) if any(c in ".eE" for c in text) else int(text)
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:
-            # SQLite and the JSON codec hold 64-bit integers; beyond that, a double, as a
-            # JSON request body would give (and JavaScript, so HarperDB).
-            value = float(value)
     except ValueError:  # more digits than int() converts
         raise syntax_error(start + 1, f"number {text[:20]}... is too long") from None
-    except OverflowError:  # too large even for a double
-        raise syntax_error(start + 1, f"number {text[:20]}... is out of range") from None
     if value in (float("inf"), float("-inf")):
         raise syntax_error(start + 1, f"number {text} is out of range")
     return Token("number", value, start + 1, text), end

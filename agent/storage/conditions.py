@@ -2,15 +2,22 @@
 
 Pure data plus `parse_conditions` (the search_by_conditions request shape) and `matches`
 (a reference evaluator the tests hold the SQLite compiler against). `agent.storage.query`
-compiles the same tree to SQL.
+compiles the same tree to SQL. A `Grouping` describes an aggregate query (SQL GROUP BY):
+its HAVING is the same tree, whose leaves may also be `Measure`s, tests of an aggregate.
+
+Every value a condition holds can reach SQLite: integers must fit in 64 bits and floats must
+be finite, or the comparison is refused with a `ClientError` naming the attribute.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Union
 
 from agent.errors import ClientError
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # search_by_conditions comparators (HarperDB's names) plus what SQL WHERE adds.
 COMPARATORS = (
@@ -73,6 +80,69 @@ class Not:
 
 Condition = Union[Compare, Group, Not]
 
+AGGREGATES = ("COUNT", "SUM", "AVG", "MIN", "MAX")
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """COUNT, SUM, AVG, MIN or MAX over a group's records; COUNT(*) has no attribute."""
+
+    function: str
+    attribute: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Return the name HarperDB gives its result column: `COUNT(*)`, `MAX(age)`."""
+        return f"{self.function}({self.attribute or '*'})"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A HAVING test of an aggregate's value; comparator and value as in Compare."""
+
+    aggregate: Aggregate
+    comparator: str
+    value: Any = None
+
+
+# A grouped query's output, sort or HAVING subject: a grouped attribute or an aggregate.
+Term = Union[str, Aggregate]
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """An aggregate query: group by `keys` (none: one group), return `outputs` per group.
+
+    `having` filters groups: its Compare leaves test grouped attributes, its Measure leaves
+    aggregates. `order` sorts groups by (term, descending) before the keys themselves.
+    """
+
+    keys: tuple[str, ...]
+    outputs: tuple[Term, ...]
+    having: Condition | Measure | None = None
+    order: tuple[tuple[Term, bool], ...] = ()
+    distinct: bool = False
+
+
+def in_int64(value: Any) -> bool:
+    """Tell whether a number can reach SQLite as it is: a 64-bit integer or a finite float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    if isinstance(value, int):
+        return INT64_MIN <= value <= INT64_MAX
+    return math.isfinite(value)
+
+
+def check_number(value: Any, what: str) -> None:
+    """Refuse an integer outside 64 bits or a non-finite float, naming `what` it is."""
+    if in_int64(value):
+        return
+    if isinstance(value, float):
+        raise ClientError(f"{what} must be a finite number, got {value!r}")
+    raise ClientError(
+        f"{what} must fit in a 64-bit integer ({INT64_MIN} to {INT64_MAX}), got {str(value)[:40]}"
+    )
+
 
 def comparator_name(raw: object) -> str:
     """Return the canonical comparator for a request's `comparator`/`search_type`."""
@@ -103,7 +173,17 @@ def compare(attribute: object, comparator: object, value: Any) -> Compare:
         value, (str, int, float)
     ):
         raise ClientError(f"{name} on '{attribute}' needs a string value, got {value!r}")
+    for item in value if isinstance(value, tuple) else (value,):
+        check_number(item, f"the value of the {name} condition on '{attribute}'")
     return Compare(attribute, name, value)
+
+
+def measure(aggregate: Aggregate, comparator: object, value: Any) -> Measure:
+    """Build and validate a HAVING test of an aggregate, as `compare` does for attributes."""
+    if aggregate.function not in AGGREGATES:
+        raise ClientError(f"unknown aggregate function {aggregate.function}()")
+    test = compare(aggregate.label, comparator, value)
+    return Measure(aggregate, test.comparator, test.value)
 
 
 def parse_conditions(conditions: object, operator: object = "and", depth: int = 0) -> Condition:
@@ -137,12 +217,15 @@ def _operator(raw: object) -> str:
     return raw.lower()
 
 
-def attributes_of(condition: Condition | None) -> set[str]:
+def attributes_of(condition: Condition | Measure | None) -> set[str]:
     """Return every attribute a condition tree mentions."""
     if condition is None:
         return set()
     if isinstance(condition, Compare):
         return {condition.attribute}
+    if isinstance(condition, Measure):
+        attribute = condition.aggregate.attribute
+        return set() if attribute is None else {attribute}
     if isinstance(condition, Not):
         return attributes_of(condition.condition)
     found: set[str] = set()

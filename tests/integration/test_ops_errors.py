@@ -267,8 +267,8 @@ WRONG_TYPES = [
     ({"operation": "sql", "sql": 5}, "'sql' must be a string"),
     (
         {"operation": "sql", "sql": f"SELECT * FROM {DB}.dog WHERE id = 99999999999999999999"},
-        None,
-    ),  # a 20-digit literal is a double, as in JSON: no match, no error
+        "must fit in a 64-bit integer",
+    ),  # SQLite would make it a double: refused with the reason, as the JSON API does
     (
         {"operation": "transaction", "operations": {"operation": "insert"}},
         "'operations' must be an array",
