@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import ClientError, Forbidden
+from agent.ops.permissions import AttributeGuard, check_system_write
 
 if TYPE_CHECKING:
     from agent.ops.auth import User
     from agent.ops.services import Services
+    from agent.storage.catalog import TableInfo
 
 DEFAULT_DATABASE = "data"
 _MISSING = object()
@@ -87,6 +89,26 @@ class Request:
             return
         raise Forbidden(
             f"user '{self.user.username}' is not allowed to {action} '{database}.{table}'"
+        )
+
+    def check_write(self, database: str, table: str, action: str) -> None:
+        """Raise Forbidden unless the caller may `action` on the table and it is no system one."""
+        check_system_write(database, table)
+        self.check(database, table, action)
+
+    def attribute_guard(self, database: str, info: TableInfo) -> AttributeGuard | None:
+        """Return the caller's attribute rules on the table; None when there are none to apply.
+
+        None for super users and for roles whose grant on the table lists no attributes, so
+        that the common case costs one lookup per request and nothing per record.
+        """
+        if self.user is None:
+            return None
+        rules = self.user.permissions.attribute_rules(database, info.name)
+        if rules is None:
+            return None
+        return AttributeGuard(
+            rules, info.primary_key, self.user.username, f"{database}.{info.name}"
         )
 
 

@@ -37,6 +37,24 @@ def rss_bytes() -> int:
     return 0
 
 
+def _visible_databases(req: Request) -> list[str]:
+    """List the databases the caller may see: all, or those with a table it holds a grant on.
+
+    The same rule as describe_all, so get_status names nothing describe_all would hide.
+    """
+    storage = req.services.storage
+    names = storage.names()
+    perms = None if req.user is None else req.user.permissions
+    if perms is None or perms.super_user:
+        return names
+    return [
+        name
+        for name in names
+        if name in perms.grants
+        and any(perms.can_describe(name, table) for table in storage.get(name).catalog.names())
+    ]
+
+
 @operation("get_status")
 async def get_status(req: Request) -> dict:
     services = req.services
@@ -46,7 +64,7 @@ async def get_status(req: Request) -> dict:
         "version": __version__,
         "pid": os.getpid(),
         "uptime_seconds": round(time.time() - services.started, 3),
-        "databases": [name for name in services.storage.names()],
+        "databases": _visible_databases(req),
         "replication": services.replication is not None,
     }
 

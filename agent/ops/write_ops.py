@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.errors import ClientError
+from agent.ops.permissions import AttributeGuard
 from agent.ops.registry import operation
 from agent.ops.request import Request
 from agent.storage.writes import WRITE_KINDS, LocalTransaction, OpResult, WriteOp
@@ -51,13 +52,24 @@ def write_op(req: Request, kind: str) -> tuple[str, WriteOp]:
     services = req.services
     database = req.database()
     db = services.storage.get(database)
-    table = db.catalog.require(req.table()).name
+    info = db.catalog.require(req.table())
     for action in ACTIONS[kind]:
-        req.check(database, table, action)
-    if kind == "delete":
+        req.check_write(database, info.name, action)
+    if kind == "delete":  # attributes carry no delete grant: a row goes whole (as HarperDB)
         ids = req.array("ids", "hash_values")
-        return database, WriteOp(kind, table, ids=ids)
-    return database, WriteOp(kind, table, records=req.array("records"))
+        return database, WriteOp(kind, info.name, ids=ids)
+    records = req.array("records")
+    guard = req.attribute_guard(database, info)
+    if guard is not None:
+        check_attributes(guard, ACTIONS[kind], records)
+    return database, WriteOp(kind, info.name, records=records)
+
+
+def check_attributes(guard: AttributeGuard, actions: tuple[str, ...], records: list) -> None:
+    """Refuse the whole write if any record carries an attribute the role may not write."""
+    names = {name for record in records if isinstance(record, dict) for name in record}
+    for action in actions:
+        guard.require(action, names)
 
 
 async def run_writes(req: Request, database: str, ops: list[WriteOp]) -> list[OpResult]:
