@@ -154,10 +154,14 @@ class Node:
     async def start(self) -> None:
         load_handlers()
         services = self.services
+        network = "operationsApi.network."
         self.server = OpsServer(
             services,
-            self.config.get("operationsApi.network.maxBodySize"),
+            self.config.get(network + "maxBodySize"),
             max_frame=self.config.get("replication.maxPayload"),
+            timeout=self.config.get(network + "timeout"),
+            keepalive=self.config.get(network + "keepAliveTimeout"),
+            max_connections=self.config.get(network + "maxConnections"),
         )
         listeners = self._listeners()
         await self.server.start(*listeners[0], *listeners[1:])

@@ -116,15 +116,26 @@ SETTINGS: tuple[Setting, ...] = (
         "operationsApi.network.timeout",
         "duration",
         "120s",
-        "Time a request may take before it is cut off (bare numbers in ms).",
+        "Longest silence while a request body arrives, and longest wait for a request's "
+        "headers; the connection is then closed (HarperDB's default; bare numbers in ms).",
         unit="ms",
     ),
     Setting(
         "operationsApi.network.keepAliveTimeout",
         "duration",
         "30s",
-        "Idle time after which a kept-alive HTTP connection is closed (bare numbers in ms).",
+        "A connection that has not sent the headers of its next request this long after "
+        "opening or after its last answer is closed; upgraded replication connections are "
+        "not (bare numbers in ms).",
         unit="ms",
+    ),
+    Setting(
+        "operationsApi.network.maxConnections",
+        "int",
+        4096,
+        "Most connections open at once on each operations API listener, replication "
+        "WebSockets included; more are answered 503 and closed at once.",
+        minimum=1,
     ),
     Setting(
         "operationsApi.tls.certificate",

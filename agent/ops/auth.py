@@ -14,6 +14,7 @@ cache key ever holds a password, a token or a stored hash in the clear.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,11 +23,20 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import AgentError, Unauthorized
-from agent.ops.passwords import DUMMY_HASH, hash_password, utf8, verify_password  # noqa: F401
+from agent.ops.passwords import (  # noqa: F401
+    DUMMY_HASH,
+    CheckPool,
+    LoginThrottle,
+    TooManyAttempts,
+    hash_password,
+    utf8,
+    verify_password,
+)
 from agent.ops.permissions import (  # noqa: F401
     ACTIONS,
     SYSTEM_DATABASE,
@@ -40,6 +50,7 @@ _log = logging.getLogger(__name__)
 
 OPERATION = "operation"
 REFRESH = "refresh"
+BASIC = "basic"  # what identify() says for a caller who sent a password
 TOKEN_KINDS = (OPERATION, REFRESH)
 _ALGORITHM = "RS256"
 
@@ -54,6 +65,19 @@ def _jwt():
 
 
 _INVALID_TOKEN = "invalid token"
+_STAMP = "pwd"  # the claim tying a token to the password it was issued under
+
+
+def password_stamp(stored: str) -> str:
+    """Return a short fingerprint of a stored password hash for tokens to carry.
+
+    The stored hash has a fresh salt per change, so every change gives a new stamp; the
+    stamp says nothing usable about the password (a truncated digest of a salted scrypt).
+    """
+    digest = hashlib.sha256(b"harper-agent token stamp\0" + utf8(stored)).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode("ascii")
+
+
 # Expiry is checked against the caller's `now`, not pyjwt's wall clock, so it is testable.
 _DECODE_OPTIONS = {
     "verify_signature": True,
@@ -88,31 +112,44 @@ class TokenService:
             self._private_key, self._public_key = self._loader()
         return self._private_key, self._public_key
 
-    def issue(self, username: str, now: float) -> dict[str, str]:
-        """Return a fresh `{"operation_token", "refresh_token"}` pair for the user."""
+    def issue(self, username: str, now: float, stamp: str | None = None) -> dict[str, str]:
+        """Return a fresh `{"operation_token", "refresh_token"}` pair for the user.
+
+        `stamp` (password_stamp of the user's stored hash) ties both tokens to the password
+        they were issued under: a password change, or a drop and re-create, voids them.
+        """
         return {
-            "operation_token": self._sign(username, OPERATION, now),
-            "refresh_token": self._sign(username, REFRESH, now),
+            "operation_token": self._sign(username, OPERATION, now, stamp),
+            "refresh_token": self._sign(username, REFRESH, now, stamp),
         }
 
-    def issue_operation(self, username: str, now: float) -> str:
+    def issue_operation(self, username: str, now: float, stamp: str | None = None) -> str:
         """Return a fresh operation token (refresh_operation_token's answer)."""
-        return self._sign(username, OPERATION, now)
+        return self._sign(username, OPERATION, now, stamp)
 
     def verify(self, token: str, kind: str, now: float) -> str:
         """Return the username a valid, unexpired token of `kind` was issued to."""
-        if kind not in TOKEN_KINDS:
+        return self.claims(token, kind, now)[0]
+
+    def claims(self, token: str, kind: str | None, now: float) -> tuple[str, str, str | None]:
+        """Return (username, kind, stamp) of a valid, unexpired token; `kind` None takes both."""
+        if kind is not None and kind not in TOKEN_KINDS:
             raise ValueError(f"unknown token kind {kind!r}")
         claims = self._decode(token)
-        username, exp = claims.get("username"), claims.get("exp")
-        if claims.get("sub") != kind or not isinstance(username, str) or not username:
+        username, exp, sub = claims.get("username"), claims.get("exp"), claims.get("sub")
+        if sub not in TOKEN_KINDS or (kind is not None and sub != kind):
+            raise Unauthorized(_INVALID_TOKEN)
+        if not isinstance(username, str) or not username:
             raise Unauthorized(_INVALID_TOKEN)
         if isinstance(exp, bool) or not isinstance(exp, int | float) or now >= exp:
             raise Unauthorized(_INVALID_TOKEN)
-        return username
+        stamp = claims.get(_STAMP)
+        return username, sub, stamp if isinstance(stamp, str) else None
 
-    def _sign(self, username: str, kind: str, now: float) -> str:
+    def _sign(self, username: str, kind: str, now: float, stamp: str | None = None) -> str:
         claims = {"username": username, "sub": kind, "iat": now, "exp": now + self._ttl[kind]}
+        if stamp is not None:
+            claims[_STAMP] = stamp
         return _jwt().encode(claims, self._keys()[0], algorithm=_ALGORITHM)
 
     def _decode(self, token: object) -> dict[str, Any]:
@@ -156,6 +193,12 @@ _HIDDEN_USER_KEYS = ("password", "refresh_token")
 _LOGIN_FAILED = "Login failed"
 _MALFORMED_BASIC = "Basic credentials must be base64 of 'username:password'"
 _UNKNOWN_SCHEME = "Authorization header must be 'Basic <credentials>' or 'Bearer <token>'"
+# The address of the caller whose request is being handled (set by the server per request),
+# for the back-off of password checks made inside handlers (create_authentication_tokens).
+CALLER_ADDRESS: ContextVar[str] = ContextVar("caller_address", default="")
+_CHECK_WORKERS = min(4, max(1, (os.cpu_count() or 2) // 2))  # at most half the cores hash
+_CHECK_QUEUE = 32
+_REFUSAL_PAUSE = 1.0  # seconds a backed-off login waits for its 429
 
 
 @dataclass(frozen=True)
@@ -221,27 +264,103 @@ class Authenticator:
         self._secret = os.urandom(32)
         # Handlers may authenticate from worker threads while scrypt runs off the event loop.
         self._lock = threading.Lock()
+        # Used from the event loop only (check, login_async), so they need no lock.
+        self.throttle = LoginThrottle()
+        self.pool = CheckPool(_CHECK_WORKERS, _CHECK_QUEUE)
+
+    async def check(self, header: str | None, remote: str = "") -> tuple[User, str]:
+        """Return (user, BASIC or the token kind) for a header, hashing off the event loop.
+
+        A password check runs on the check pool, after the back-off for `remote` and the
+        user allows it (TooManyAttempts, 429, otherwise). Cached Basic headers and tokens
+        are answered at once and never backed off.
+        """
+        user = self.cached(header)
+        if user is not None:
+            return user, BASIC
+        if not self.would_hash(header):
+            return self.identify(header)
+        username = _decode_basic(header.split(None, 1)[1].strip())[0]
+        return await self._throttled(username, remote, self.identify, header)
+
+    async def login_async(self, username: str, password: str, remote: str = "") -> User:
+        """`login` on the check pool, behind the same back-off as `check`."""
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise Unauthorized("invalid credentials")
+        return await self._throttled(username, remote, self.login, username, password)
+
+    async def _throttled(self, username: str, remote: str, fn: Callable, *args: Any) -> Any:
+        keys = (("address", remote), ("user", username))
+        try:
+            self._refuse_if_backed_off(*keys)
+        except TooManyAttempts as exc:
+            # Answer a refused attempt after a pause: a client retrying at once would
+            # otherwise turn its refusals into a flood of cheap requests.
+            await asyncio.sleep(min(exc.retry_after, _REFUSAL_PAUSE))
+            raise
+        try:
+            result = await self.pool.run(fn, *args)
+        except Unauthorized:
+            self.throttle.failed(keys, self._clock())
+            raise
+        self.throttle.succeeded(keys)
+        return result
+
+    def _refuse_if_backed_off(self, address: tuple, user: tuple) -> None:
+        """Refuse a blocked address; refuse a blocked user only to addresses that failed too.
+
+        So failed logins for `admin` from elsewhere never lock out an admin whose own address
+        has not failed: a flood spread over many addresses gets one try per address.
+        """
+        now = self._clock()
+        wait = self.throttle.wait(address, now)
+        if wait:
+            raise TooManyAttempts(
+                f"too many failed logins from this address; retry in {wait:.0f} s", wait
+            )
+        wait = self.throttle.wait(user, now)
+        if wait and self.throttle.failures(address, now):
+            raise TooManyAttempts(
+                f"too many failed logins for this user; retry in {wait:.0f} s", wait
+            )
+
+    def stamp(self, username: str) -> str | None:
+        """Return the password stamp tokens issued to `username` now must carry."""
+        found = self._lookup(username)
+        stored = found[0].get("password") if found else None
+        return password_stamp(stored) if isinstance(stored, str) else None
 
     def authenticate(self, header: str | None, *, token_kind: str = OPERATION) -> User:
         """Return the caller named by `Authorization: Basic ...` or `Bearer <token>`.
 
         `token_kind` is the kind a bearer token must be: refresh_operation_token passes REFRESH.
         """
+        user, kind = self.identify(header)
+        if kind not in (BASIC, token_kind):
+            raise Unauthorized(_INVALID_TOKEN)
+        return user
+
+    def identify(self, header: str | None) -> tuple[User, str]:
+        """Return (user, BASIC or the token's kind) for a header; either token kind passes."""
         parts = header.split(None, 1) if isinstance(header, str) else []
         if not parts:
             raise Unauthorized("Must login")
         scheme = parts[0].lower()
         value = parts[1].strip() if len(parts) > 1 else ""
         if scheme == "basic":
-            key = self._header_key(header)
-            user = self._cached_header(key)
-            if user is None:
-                user = self._basic(value)
-                self._remember_header(key, user, value)
-            return user
+            return self._basic_header(header, value), BASIC
         if scheme == "bearer":
-            return self._bearer(value, token_kind)
+            return self._bearer(value)
         raise Unauthorized(_UNKNOWN_SCHEME)
+
+    def _basic_header(self, header: str, value: str) -> User:
+        key = self._header_key(header)
+        user = self._cached_header(key)
+        if user is not None:
+            return user
+        user = self._basic(value)
+        self._remember_header(key, user, value)
+        return user
 
     def login(self, username: str, password: str) -> User:
         """Check a create_authentication_tokens username and password."""
@@ -324,15 +443,20 @@ class Authenticator:
             raise Unauthorized(_LOGIN_FAILED)
         return user
 
-    def _bearer(self, token: str, kind: str) -> User:
-        username = self._tokens.verify(token, kind, self._clock())
+    def _bearer(self, token: str) -> tuple[User, str]:
+        username, kind, stamp = self._tokens.claims(token, None, self._clock())
         found = self._lookup(username)
         if found is None:  # dropped since the token was issued
+            raise Unauthorized(_INVALID_TOKEN)
+        # Issued under another password (changed since, or a dropped and re-created user).
+        # Tokens without a stamp predate stamps and live out their lifetime.
+        stored = found[0].get("password")
+        if stamp is not None and (not isinstance(stored, str) or stamp != password_stamp(stored)):
             raise Unauthorized(_INVALID_TOKEN)
         user = _make_user(*found)
         if not user.active:
             raise Unauthorized(_LOGIN_FAILED)
-        return user
+        return user, kind
 
     def _check(self, username: str, password: str) -> User | None:
         """Return the active user these credentials belong to, or None."""

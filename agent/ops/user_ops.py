@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import time
 
-from agent.errors import ClientError, NotFound
-from agent.ops.auth import REFRESH, hash_password, public_user, validate_permission
+from agent.errors import ClientError, NotFound, Unauthorized
+from agent.ops.auth import (
+    BASIC,
+    CALLER_ADDRESS,
+    REFRESH,
+    hash_password,
+    public_user,
+    validate_permission,
+)
 from agent.ops.registry import operation
 from agent.ops.request import Request
 from agent.storage.system import ROLES, SUPER_USER_ROLE, SYSTEM, USERS
@@ -118,7 +125,11 @@ async def alter_role(req: Request) -> dict:
     role_id = req.string("id", "role")
     if req.services.directory.role(role_id) is None:
         raise NotFound(f"role '{role_id}' does not exist")
-    row = {"id": role_id, "permission": validate_permission(req.require("permission"))}
+    permission = validate_permission(req.require("permission"))
+    if role_id == SUPER_USER_ROLE and not permission.get("super_user"):
+        # every admin holds it: demoting it would lock them all out, as dropping it would
+        raise ClientError("the super_user role cannot lose super_user")
+    row = {"id": role_id, "permission": permission}
     await _write(req, "update", ROLES, records=[row])
     return req.services.directory.role(role_id) or row
 
@@ -146,12 +157,23 @@ async def list_roles(req: Request) -> list[dict]:
 
 @operation("create_authentication_tokens", auth=False)
 async def create_authentication_tokens(req: Request) -> dict:
+    """Log in with a password (in the body, or a Basic header), never with a token.
+
+    A token must not mint a fresh refresh token, or tokens would renew themselves for ever.
+    The password check runs off the event loop, behind the back-off for failed logins.
+    """
     auth = req.services.authenticator
+    remote = CALLER_ADDRESS.get()
     if req.get("username") is None and req.authorization:
-        user = auth.authenticate(req.authorization)
+        user, kind = await auth.check(req.authorization, remote)
+        if kind != BASIC:
+            raise Unauthorized(
+                "create_authentication_tokens needs a username and password, not a token"
+            )
     else:
-        user = auth.login(req.string("username"), req.string("password"))
-    return req.services.tokens.issue(user.username, time.time())
+        user = await auth.login_async(req.string("username"), req.string("password"), remote)
+    stamp = auth.stamp(user.username)
+    return req.services.tokens.issue(user.username, time.time(), stamp)
 
 
 @operation("refresh_operation_token", auth=False)
@@ -159,5 +181,9 @@ async def refresh_operation_token(req: Request) -> dict:
     """Swap a refresh token (the bearer, or HarperDB's `refresh_token` field) for a new one."""
     token = req.string("refresh_token", required=False)
     header = f"Bearer {token}" if token else req.authorization
-    user = req.services.authenticator.authenticate(header, token_kind=REFRESH)
-    return {"operation_token": req.services.tokens.issue_operation(user.username, time.time())}
+    auth = req.services.authenticator
+    user = auth.authenticate(header, token_kind=REFRESH)
+    stamp = auth.stamp(user.username)
+    return {
+        "operation_token": req.services.tokens.issue_operation(user.username, time.time(), stamp)
+    }
