@@ -289,7 +289,7 @@ def _next_steps(root: Path, user: str) -> list[str]:
     return [
         f"id -u {user} >/dev/null 2>&1 || useradd --system --home-dir {root} "
         f"--shell /usr/sbin/nologin {user}",
-        f"install -d -o {user} -g {user} -m 0750 {root}",
+        f"install -d -o {user} -g {user} -m 0700 {root}",
         f"sudo -u {user} harper-agent init --root {root}",
         "systemctl daemon-reload",
         "systemctl enable --now harper-agent",

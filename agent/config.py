@@ -248,7 +248,7 @@ def _yaml_inline(value: Any) -> str:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file and os.replace, mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the root: private
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

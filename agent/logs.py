@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from agent.lock import create_private, private_dirs
+
 if TYPE_CHECKING:
     from agent.config import Config
 
@@ -96,7 +98,10 @@ def configure_logging(config: Config, *, stream: TextIO | None = None) -> Path:
         root.removeHandler(handler)
         handler.close()
     log_file = config.log_file
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    # private from the first line: the log may quote records (an older file is tightened
+    # with the rest of the root when the lock is taken, agent/lock.py)
+    private_dirs(log_file.parent)
+    create_private(log_file)
     # WatchedFileHandler reopens the file after logrotate moves it.
     handlers: list[logging.Handler] = [
         logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")

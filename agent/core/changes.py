@@ -4,9 +4,10 @@ Each write is a tuple `(table, kind, key, value)`:
 
     PUT           key = primary key, value = the record as JSON text
     DELETE        key = primary key, value = None (a tombstone)
-    ATTRIBUTE     key = attribute name, value = {"type": ..., "indexed": ...}
+    ATTRIBUTE     key = attribute name, value = {"type": ..., "indexed": ..., "declared": ...}
     CREATE_TABLE  key = None, value = the table definition
     DROP_TABLE    key = None, value = None
+    DROP_ATTRIBUTE key = attribute name, value = None (its values leave every record)
 
 Every write of one transaction shares the transaction's version and origin, which are kept
 beside the body (in the log row and the frame), not inside it.
@@ -21,7 +22,8 @@ DELETE = 2
 ATTRIBUTE = 3
 CREATE_TABLE = 4
 DROP_TABLE = 5
-KINDS = (PUT, DELETE, ATTRIBUTE, CREATE_TABLE, DROP_TABLE)
+DROP_ATTRIBUTE = 6
+KINDS = (PUT, DELETE, ATTRIBUTE, CREATE_TABLE, DROP_TABLE, DROP_ATTRIBUTE)
 DATA_KINDS = (PUT, DELETE)
 
 

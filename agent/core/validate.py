@@ -10,9 +10,11 @@ A change set's writes `(table, kind, key, value)` (agent/core/changes.py):
 
     PUT           valid table, valid key, a JSON object's text whose keys are attribute names
     DELETE        valid table, valid key, None
-    ATTRIBUTE     valid table, an attribute name, None or {"type": str|None, "indexed": bool}
+    ATTRIBUTE     valid table, an attribute name, None or
+                  {"type": str|None, "indexed": bool, "declared": bool (optional)}
     CREATE_TABLE  valid table, None, a table definition naming that table
     DROP_TABLE    valid table, None, None
+    DROP_ATTRIBUTE valid table, an attribute name, None
 """
 
 from __future__ import annotations
@@ -22,12 +24,21 @@ import re
 from typing import Any
 
 from agent import jsonx
-from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT, Write
+from agent.core.changes import (
+    ATTRIBUTE,
+    CREATE_TABLE,
+    DELETE,
+    DROP_ATTRIBUTE,
+    DROP_TABLE,
+    PUT,
+    Write,
+)
 from agent.core.clock import valid_version
 from agent.core.errors import INVALID_PAYLOAD, RemoteProtocolError
 
 # Database and table names (agent/storage/catalog.py imports it from here).
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
+# \A..\Z, not ^..$: `$` also matches before a final newline, and "x\n" would name a file.
+NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}\Z")
 MAX_KEY_CHARS = 1024
 MAX_DECLARED_ATTRIBUTE = 250  # declared attributes and primary keys (create_table, ...)
 _INT64 = 1 << 63
@@ -93,6 +104,7 @@ def _check_attribute_spec(spec: Any) -> None:
         not isinstance(spec, dict)
         or not (spec.get("type") is None or isinstance(spec.get("type"), str))
         or not (spec.get("indexed") is None or isinstance(spec.get("indexed"), bool))
+        or not isinstance(spec.get("declared", False), bool)
     ):
         raise _refuse("malformed attribute", spec)
 
@@ -144,6 +156,9 @@ def check_write(table: Any, kind: Any, key: Any, value: Any) -> Write:
     elif kind == DROP_TABLE:
         if key is not None or value is not None:
             raise _refuse(f"malformed drop_table of {table}", [key, value])
+    elif kind == DROP_ATTRIBUTE:
+        if not valid_attribute(key) or value is not None:
+            raise _refuse(f"malformed drop_attribute of {table}", [key, value])
     else:
         raise _refuse("unknown write kind", kind)
     return Write(table, kind, key, value)

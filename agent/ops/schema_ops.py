@@ -9,12 +9,20 @@ from agent.errors import ClientError
 from agent.ops.registry import operation
 from agent.ops.request import Request
 from agent.storage import rows
-from agent.storage.catalog import ATTRIBUTE_TYPES, Attribute, TableInfo, check_attribute, check_name
+from agent.storage.catalog import (
+    ATTRIBUTE_TYPES,
+    TIME_ATTRIBUTES,
+    Attribute,
+    TableInfo,
+    check_attribute,
+    check_name,
+)
 from agent.storage.database import Database
 from agent.storage.system import SCHEMAS, SYSTEM
 from agent.storage.writes import (
     CreateAttribute,
     CreateTable,
+    DropAttribute,
     DropTable,
     LocalTransaction,
     WriteOp,
@@ -44,8 +52,9 @@ async def _record_database(req: Request, name: str, kind: str) -> None:
 @operation("drop_database", "drop_schema", super_user=True)
 async def drop_database(req: Request) -> dict:
     name = req.string("database", "schema")
+    replicated = req.boolean("replicated", False)  # checked before anything is dropped
     await req.services.storage.drop(name)
-    if req.boolean("replicated", False):
+    if replicated:
         await _record_database(req, name, "delete")
     return {"message": f"successfully deleted '{name}'"}
 
@@ -113,13 +122,33 @@ async def create_attribute(req: Request) -> dict:
     return {"message": f"attribute '{db.name}.{table}.{name}' successfully created."}
 
 
+@operation("drop_attribute", super_user=True)
+async def drop_attribute(req: Request) -> dict:
+    db = req.services.storage.get(req.database())
+    table = db.catalog.require(req.table()).name
+    if db.name == SYSTEM:  # system tables are read by the agent itself
+        raise ClientError(f"attributes of system table '{table}' cannot be dropped")
+    name = req.string("attribute")
+    services = req.services
+    await db.write(DropAttribute(table, name, services.storage.clock, services.node_name))
+    return {"message": f"successfully deleted attribute '{name}'"}
+
+
 def _table_stats(conn, table: str) -> tuple[int, int | None]:
     return rows.count_live(conn, table), rows.last_updated(conn, table)
 
 
-async def describe(db: Database, info: TableInfo) -> dict:
-    """Describe one table as HarperDB's describe_table does."""
+async def describe(db: Database, info: TableInfo, req: Request | None = None) -> dict:
+    """Describe one table as HarperDB's describe_table does.
+
+    A role with attribute permissions on the table sees only the attributes it may read,
+    insert or update (as HarperDB), so describe does not reveal a hidden attribute's name.
+    """
     count, last = await db.read(_table_stats, info.name)
+    attributes = info.describe_attributes(declared_only=info.schema_defined)
+    guard = req.attribute_guard(db.name, info) if req is not None else None
+    if guard is not None:
+        attributes = [a for a in attributes if _usable(guard, a["attribute"], info.primary_key)]
     return {
         "schema": db.name,
         "name": info.name,
@@ -127,12 +156,18 @@ async def describe(db: Database, info: TableInfo) -> dict:
         "audit": True,
         "schema_defined": info.schema_defined,
         "replicate": info.replicate,
-        "attributes": info.describe_attributes(),
+        "attributes": attributes,
         "record_count": count,
         "db_size": _size(db),
         "sources": [],
         "last_updated_record": float(version_ms(last)) if last else None,
     }
+
+
+def _usable(guard, name: str, primary_key: str) -> bool:
+    """Whether a restricted role may use an attribute (times count only if it may read them)."""
+    actions = ("read",) if name in TIME_ATTRIBUTES else ("read", "insert", "update")
+    return any(guard.rules.allows(name, action, primary_key) for action in actions)
 
 
 def _size(db: Database) -> int:
@@ -146,7 +181,7 @@ async def _describe_database(req: Request, db: Database) -> dict:
     out = {}
     for name in db.catalog.names():
         if _visible(req, db.name, name):
-            out[name] = await describe(db, db.catalog.require(name))
+            out[name] = await describe(db, db.catalog.require(name), req)
     return out
 
 
@@ -179,4 +214,4 @@ async def describe_table(req: Request) -> dict:
     info = db.catalog.require(req.table())
     if not _visible(req, db.name, info.name):
         req.check(db.name, info.name, "read")
-    return await describe(db, info)
+    return await describe(db, info, req)

@@ -19,7 +19,15 @@ import logging
 from typing import Any
 
 from agent import jsonx
-from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT, Write
+from agent.core.changes import (
+    ATTRIBUTE,
+    CREATE_TABLE,
+    DELETE,
+    DROP_ATTRIBUTE,
+    DROP_TABLE,
+    PUT,
+    Write,
+)
 from agent.core.cursors import DUPLICATE, GAP, classify, lacks_before, scoped
 from agent.core.errors import RemoteProtocolError
 from agent.core.messages import decode_changes
@@ -28,7 +36,7 @@ from agent.storage import catalog as cat
 from agent.storage import meta, rows, schema, txlog
 from agent.storage.clock import SharedClock
 from agent.storage.writer import Committed, JobContext
-from agent.storage.writes import remember_version, tombstone_horizon
+from agent.storage.writes import drop_attribute, remember_version, tombstone_horizon
 
 log = logging.getLogger(__name__)
 COPY_STATE = "copy:"
@@ -51,13 +59,30 @@ def apply_writes(ctx: JobContext, database: str, version: int, origin: str, writ
 def _flush(ctx: JobContext, database: str, batch: dict[str, list[tuple]], version: int) -> int:
     won = 0
     for table, items in batch.items():
-        # Attributes arrive as ATTRIBUTE writes in the same transaction (and in Schema for
-        # copies), so documents are stored as received, never parsed here.
         info = schema.table_for_write(ctx, database, table, version)
         if info is not None:
             won += rows.apply_lww(ctx.conn, info.name, items)
+            _note_attributes(ctx, info, items)
     batch.clear()
     return won
+
+
+def _note_attributes(ctx: JobContext, info: cat.TableInfo, items: list[tuple]) -> None:
+    """Keep the catalog in step with the records: deletes recount, new names are added.
+
+    New attributes mostly arrive as ATTRIBUTE writes before the records, but the origin does
+    not send one for a name its catalog still holds while this node forgot it (no live
+    record here had it), so the names are read from the records too (~0.5 us a record).
+    """
+    names: set[str] = set()
+    for item in items:
+        if item[1] is None:
+            ctx.catalog.mark_stale(info.name)
+        else:
+            names.update(jsonx.loads(item[1]))
+    new = ctx.catalog.add_attributes(info, names)
+    if new:
+        cat.persist_attributes(ctx.conn, info.name, new)
 
 
 def _schema_write(ctx: JobContext, database: str, w: Write, version: int, origin: str) -> None:
@@ -70,10 +95,13 @@ def _schema_write(ctx: JobContext, database: str, w: Write, version: int, origin
     elif w.kind == ATTRIBUTE:
         info = schema.table_for_write(ctx, database, w.table, version)
         if info is not None and w.key not in info.attributes:
-            value = w.value if isinstance(w.value, dict) else {}
-            attr = cat.Attribute(w.key, value.get("type"), bool(value.get("indexed")))
-            ctx.catalog.job.attributes.setdefault(info.name, []).append(attr)
+            attr = cat.attribute_from_spec(w.key, w.value)
+            ctx.catalog.job.add(info.name, [attr])
             cat.persist_attributes(ctx.conn, info.name, [attr])
+    elif w.kind == DROP_ATTRIBUTE:
+        info = schema.table_for_write(ctx, database, w.table, version)
+        if info is not None and w.key != info.primary_key and w.key not in cat.TIME_ATTRIBUTES:
+            drop_attribute(ctx, info, w.key)
 
 
 class RemoteTransaction:

@@ -4,13 +4,17 @@ The catalog lives in memory for fast checks and in the `_tables` / `_attributes`
 of the same file. Only the writer thread changes it, and only after the SQLite transaction that
 recorded the change has committed (`Staged` holds changes until then), so readers never see a
 table that a rolled-back transaction created.
+
+Attributes are declared (create_table, create_attribute, schema.graphql: kept until
+drop_attribute) or dynamic (first seen in a record: forgotten again once no live record
+carries them, see `writes.ForgetAttributes`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field, replace
-from typing import Iterable
+from typing import Callable, Iterable
 
 # The naming rules live in the core: what a peer sends is held to the same ones.
 from agent.core.validate import NAME_RE, valid_declared_attribute
@@ -32,14 +36,34 @@ CREATE TABLE IF NOT EXISTS _drops (name TEXT PRIMARY KEY, version INTEGER NOT NU
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _attributes (
     tbl TEXT NOT NULL, name TEXT NOT NULL, type TEXT, indexed INTEGER NOT NULL,
+    declared INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tbl, name)
 ) WITHOUT ROWID;
 """
 
 
+def migrate(conn: sqlite3.Connection) -> None:
+    """Add `_attributes.declared` to a file made before it (its own transaction).
+
+    Which untyped attributes such a file's tables declared is not known: typed, indexed and
+    primary key attributes, and every attribute of a schema-defined table, count as declared.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(_attributes)")}
+    if "declared" in columns:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("ALTER TABLE _attributes ADD COLUMN declared INTEGER NOT NULL DEFAULT 0")
+    conn.execute(
+        "UPDATE _attributes SET declared = 1 WHERE type IS NOT NULL OR indexed OR EXISTS "
+        "(SELECT 1 FROM _tables t WHERE t.name = tbl AND (t.schema_defined OR t.primary_key = "
+        "_attributes.name))"
+    )
+    conn.execute("COMMIT")
+
+
 def check_name(kind: str, name: object) -> str:
     """Return `name` if it is a valid database or table name, else raise ClientError."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ClientError(f"{kind} name {name!r} is invalid: use 1-64 letters, digits, '_' or '-'")
     return name
 
@@ -63,6 +87,26 @@ class Attribute:
     name: str
     type: str | None = None
     indexed: bool = False
+    declared: bool = False  # else dynamic: forgotten when no live record carries it
+
+
+def spec_of(attr: Attribute) -> dict:
+    """Return an attribute as ATTRIBUTE writes and table definitions carry it."""
+    return {"type": attr.type, "indexed": attr.indexed, "declared": attr.declared}
+
+
+def attribute_from_spec(name: str, spec: object, declared: bool = False) -> Attribute:
+    """Build an Attribute from `spec_of`'s form; `declared` when a peer's spec predates it."""
+    spec = spec if isinstance(spec, dict) else {}
+    flag = spec.get("declared")
+    return Attribute(
+        name,
+        spec.get("type"),
+        bool(spec.get("indexed")),
+        flag
+        if isinstance(flag, bool)
+        else declared or bool(spec.get("type") or spec.get("indexed")),
+    )
 
 
 @dataclass
@@ -81,13 +125,32 @@ class TableInfo:
     version: int = 0
     origin: str = ""
 
-    def describe_attributes(self) -> list[dict]:
-        """List attributes as describe_table does: primary key first, times last."""
+    def describe_attributes(self, declared_only: bool = False) -> list[dict]:
+        """List attributes as describe_table does: primary key first, times last.
+
+        `declared_only`: as HarperDB describes a table created with attributes, only those
+        (no `__createdtime__`/`__updatedtime__`, nothing records added).
+        """
         names = [self.primary_key] + sorted(
-            n for n in self.attributes if n != self.primary_key and n not in TIME_ATTRIBUTES
+            n
+            for n, a in self.attributes.items()
+            if n != self.primary_key
+            and n not in TIME_ATTRIBUTES
+            and (a.declared or not declared_only)
         )
-        names += [n for n in TIME_ATTRIBUTES if n in self.attributes]
+        if not declared_only:
+            names += [n for n in TIME_ATTRIBUTES if n in self.attributes]
         return [self._describe(n) for n in names]
+
+    def forgettable(self, name: str) -> bool:
+        """Return True for a dynamic attribute (not declared, primary key or a time)."""
+        attr = self.attributes.get(name)
+        return (
+            attr is not None
+            and not attr.declared
+            and name != self.primary_key
+            and name not in TIME_ATTRIBUTES
+        )
 
     def _describe(self, name: str) -> dict:
         attr = self.attributes.get(name, Attribute(name))
@@ -109,10 +172,7 @@ class TableInfo:
             "schema_defined": self.schema_defined,
             "version": self.version,
             "origin": self.origin,
-            "attributes": [
-                {"name": a.name, "type": a.type, "indexed": a.indexed}
-                for a in self.attributes.values()
-            ],
+            "attributes": [{"name": a.name, **spec_of(a)} for a in self.attributes.values()],
         }
 
 
@@ -130,9 +190,8 @@ def table_from_definition(database: str, spec: dict, created: float) -> TableInf
     info.version = version if isinstance(version, int) and not isinstance(version, bool) else 0
     info.origin = origin if isinstance(origin, str) else ""
     for attr in spec.get("attributes") or ():
-        info.attributes[attr["name"]] = Attribute(
-            attr["name"], attr.get("type"), bool(attr.get("indexed"))
-        )
+        name = attr["name"]
+        info.attributes[name] = attribute_from_spec(name, attr, name == info.primary_key)
     for name in (info.primary_key, *TIME_ATTRIBUTES):
         info.attributes.setdefault(name, Attribute(name))
     return info
@@ -144,6 +203,8 @@ class Catalog:
     def __init__(self, database: str) -> None:
         self.database = database
         self.tables: dict[str, TableInfo] = {}
+        # called after commit with the tables that lost records (writes.ForgetAttributes)
+        self.on_stale: Callable[[set[str]], None] | None = None
 
     def get(self, name: str) -> TableInfo | None:
         return self.tables.get(name)
@@ -168,11 +229,13 @@ class Catalog:
             self.tables[name] = TableInfo(
                 self.database, name, pk, bool(rep), bool(sd), created, {}, version, origin
             )
-        for tbl, name, typ, indexed in conn.execute(
-            "SELECT tbl, name, type, indexed FROM _attributes"
+        for tbl, name, typ, indexed, declared in conn.execute(
+            "SELECT tbl, name, type, indexed, declared FROM _attributes"
         ):
             if tbl in self.tables:
-                self.tables[tbl].attributes[name] = Attribute(name, typ, bool(indexed))
+                self.tables[tbl].attributes[name] = Attribute(
+                    name, typ, bool(indexed), bool(declared)
+                )
 
     def publish(self, staged: Staged) -> None:
         """Apply committed changes to the live catalog."""
@@ -180,10 +243,17 @@ class Catalog:
             self.tables.pop(name, None)
         for info in staged.created.values():
             self.tables[info.name] = info
+        for tbl, names in staged.forgotten.items():
+            info = self.tables.get(tbl)
+            if info is not None:
+                info.attributes = {n: a for n, a in info.attributes.items() if n not in names}
         for tbl, attrs in staged.attributes.items():
             info = self.tables.get(tbl)
             if info is not None:
                 info.attributes = {**info.attributes, **{a.name: a for a in attrs}}
+        stale = staged.stale & set(self.tables)
+        if stale and self.on_stale is not None:
+            self.on_stale(stale)
 
 
 @dataclass
@@ -193,17 +263,37 @@ class Staged:
     created: dict[str, TableInfo] = field(default_factory=dict)
     dropped: set[str] = field(default_factory=set)
     attributes: dict[str, list[Attribute]] = field(default_factory=dict)
+    # Attributes removed (drop_attribute, or dynamic ones no record carries any more); never
+    # a name also in `attributes` of the same table: adding and forgetting cancel out.
+    forgotten: dict[str, set[str]] = field(default_factory=dict)
+    stale: set[str] = field(default_factory=set)  # tables that lost records
 
     def merge(self, other: Staged) -> None:
         for name in other.dropped:
             self.created.pop(name, None)
             self.attributes.pop(name, None)
+            self.forgotten.pop(name, None)
             self.dropped.add(name)
         for name, info in other.created.items():
             self.dropped.discard(name)
             self.created[name] = info
+        for tbl, names in other.forgotten.items():
+            self.forget(tbl, names)
         for tbl, attrs in other.attributes.items():
-            self.attributes.setdefault(tbl, []).extend(attrs)
+            self.add(tbl, attrs)
+        self.stale |= other.stale
+
+    def add(self, table: str, attrs: Iterable[Attribute]) -> None:
+        attrs = list(attrs)
+        if table in self.forgotten:
+            self.forgotten[table] -= {a.name for a in attrs}
+        self.attributes.setdefault(table, []).extend(attrs)
+
+    def forget(self, table: str, names: Iterable[str]) -> None:
+        names = set(names)
+        if table in self.attributes:
+            self.attributes[table] = [a for a in self.attributes[table] if a.name not in names]
+        self.forgotten.setdefault(table, set()).update(names)
 
 
 class CatalogView:
@@ -230,17 +320,33 @@ class CatalogView:
         return info
 
     def _with_attrs(self, info: TableInfo) -> TableInfo:
-        extra = self.batch.attributes.get(info.name, []) + self.job.attributes.get(info.name, [])
-        if not extra:
-            return info
-        return replace(info, attributes={**info.attributes, **{a.name: a for a in extra}})
+        attrs = info.attributes
+        changed = False
+        for staged in (self.batch, self.job):  # in the order they were made
+            gone = staged.forgotten.get(info.name)
+            if gone:
+                attrs = {n: a for n, a in attrs.items() if n not in gone}
+                changed = True
+            extra = staged.attributes.get(info.name)
+            if extra:
+                attrs = {**attrs, **{a.name: a for a in extra}}
+                changed = True
+        return replace(info, attributes=attrs) if changed else info
 
     def add_attributes(self, info: TableInfo, names: Iterable[str]) -> list[Attribute]:
         """Stage new attributes of `info`, returning those that were really new."""
         new = [Attribute(n) for n in names if n not in info.attributes]
         if new:
-            self.job.attributes.setdefault(info.name, []).extend(new)
+            self.job.add(info.name, new)
         return new
+
+    def forget_attributes(self, info: TableInfo, names: Iterable[str]) -> None:
+        """Stage the removal of attributes of `info` (their catalog rows go separately)."""
+        self.job.forget(info.name, names)
+
+    def mark_stale(self, table: str) -> None:
+        """Note that `table` lost records: its dynamic attributes are recounted after commit."""
+        self.job.stale.add(table)
 
 
 def persist_table(conn: sqlite3.Connection, info: TableInfo) -> None:
@@ -267,8 +373,15 @@ def persist_table(conn: sqlite3.Connection, info: TableInfo) -> None:
 
 def persist_attributes(conn: sqlite3.Connection, table: str, attrs: Iterable[Attribute]) -> None:
     conn.executemany(
-        "INSERT OR IGNORE INTO _attributes VALUES (?, ?, ?, ?)",
-        [(table, a.name, a.type, int(a.indexed)) for a in attrs],
+        "INSERT OR IGNORE INTO _attributes (tbl, name, type, indexed, declared) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(table, a.name, a.type, int(a.indexed), int(a.declared)) for a in attrs],
+    )
+
+
+def forget_attributes_sql(conn: sqlite3.Connection, table: str, names: Iterable[str]) -> None:
+    conn.executemany(
+        "DELETE FROM _attributes WHERE tbl = ? AND name = ?", [(table, n) for n in names]
     )
 
 

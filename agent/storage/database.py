@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,7 +19,9 @@ from agent.storage.readers import ReaderPool
 from agent.storage.sqlite import connect
 from agent.storage.system import SYSTEM
 from agent.storage.writer import Committed, Job, Writer
+from agent.storage.writes import ForgetAttributes
 
+log = logging.getLogger(__name__)
 CommitListener = Callable[[str, list[Committed]], None]
 
 
@@ -61,6 +66,8 @@ class Database:
         # the node id for a new file, a fresh one after this file went back in time.
         self.origin_id = ""
         self.node_id = ""
+        self.recounts = Recounts(self._submit)
+        self.catalog.on_stale = self.recounts.stale
 
     def open(self, node_id: str = "") -> None:
         """Create or open the file, load the catalog and start the writer thread."""
@@ -69,6 +76,7 @@ class Database:
         conn.executescript(
             "BEGIN;" + cat.DDL + txlog.DDL + "COMMIT;"
         )  # one fsync, not one per table
+        cat.migrate(conn)
         if self.name == SYSTEM:  # the node id lives in the system file
             node_id = identity.node_id(conn)
         self.node_id = node_id
@@ -137,3 +145,57 @@ class Database:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class Recounts:
+    """Run `ForgetAttributes` for tables that lost records, spaced by what a recount costs.
+
+    A recount scans a table's live records on the writer, so after one that took t seconds
+    the next for that table waits `SPACING` * t: recounts take at most a tenth of the
+    writer's time, and a small table is recounted right after each delete.
+    """
+
+    SPACING = 9.0
+
+    def __init__(self, submit: Callable[[Job], Any]) -> None:
+        self._submit = submit
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()  # queued or waiting for their turn
+        self._again: set[str] = set()  # lost records while pending: recount once more
+        self._next: dict[str, float] = {}  # monotonic time of each table's next recount
+
+    def stale(self, tables: set[str]) -> None:
+        """Recount these tables soon (called on the writer thread after a commit)."""
+        now = time.monotonic()
+        for table in tables:
+            with self._lock:
+                if table in self._pending:
+                    self._again.add(table)
+                    continue
+                self._pending.add(table)
+                delay = self._next.get(table, 0.0) - now
+            if delay > 0:
+                timer = threading.Timer(delay, self._run, (table,))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._run(table)
+
+    def _run(self, table: str) -> None:
+        job = ForgetAttributes(table)
+        try:
+            future = self._submit(job)
+        except StorageError:  # closed meanwhile
+            with self._lock:
+                self._pending.discard(table)
+            return
+        future.add_done_callback(lambda _f: self._done(table, job))
+
+    def _done(self, table: str, job: ForgetAttributes) -> None:
+        with self._lock:
+            self._pending.discard(table)
+            self._next[table] = time.monotonic() + self.SPACING * job.seconds
+            again = table in self._again
+            self._again.discard(table)
+        if again:
+            self.stale({table})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Iterable, Sequence
 
+from agent import jsonx
 from agent.storage.catalog import row_table
 
 CHUNK = 500  # keys per IN (...) lookup, well under SQLite's variable limit
@@ -85,6 +86,37 @@ def count_live(conn: sqlite3.Connection, table: str) -> int:
     return conn.execute(
         f"SELECT count(*) FROM {row_table(table)} WHERE doc IS NOT NULL"
     ).fetchone()[0]
+
+
+def attribute_names(conn: sqlite3.Connection, table: str) -> set[str]:
+    """Return the attribute names the live records of a table carry (one scan)."""
+    return {
+        row[0]
+        for row in conn.execute(
+            f"SELECT DISTINCT j.key FROM {row_table(table)} AS r, json_each(r.doc) AS j "
+            "WHERE r.doc IS NOT NULL"
+        )
+    }
+
+
+def strip_attribute(conn: sqlite3.Connection, table: str, name: str) -> int:
+    """Remove attribute `name` from every live record of a table; return how many had it.
+
+    json_each names any key (a JSON path cannot name one holding '"'), and the records are
+    rewritten from Python for the same reason. Versions stay: see writes.DropAttribute.
+    """
+    found = conn.execute(
+        f"SELECT pk, doc FROM {row_table(table)} WHERE doc IS NOT NULL AND "
+        "EXISTS (SELECT 1 FROM json_each(doc) WHERE key = ?)",
+        (name,),
+    ).fetchall()
+    updates = []
+    for pk, doc in found:
+        record = jsonx.loads(doc)
+        record.pop(name, None)
+        updates.append((jsonx.dumps_str(record), pk))
+    conn.executemany(f"UPDATE {row_table(table)} SET doc = ? WHERE pk = ?", updates)
+    return len(updates)
 
 
 def last_updated(conn: sqlite3.Connection, table: str) -> int | None:

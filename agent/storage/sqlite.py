@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from agent.lock import create_private
+
 
 def connect(path: Path, *, synchronous: str = "FULL", readonly: bool = False) -> sqlite3.Connection:
     """Open a connection in WAL mode with autocommit off (transactions are explicit)."""
@@ -12,6 +14,8 @@ def connect(path: Path, *, synchronous: str = "FULL", readonly: bool = False) ->
         uri = f"file:{path}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     else:
+        # 0600 whatever the umask; SQLite gives its -wal and -shm files the same mode
+        create_private(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     if not readonly:

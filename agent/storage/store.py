@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from agent.errors import ClientError, NotFound
+from agent.lock import private_dirs, tighten
 from agent.storage.catalog import check_name
 from agent.storage.clock import SharedClock
 from agent.storage.database import CommitListener, Database
@@ -65,7 +66,9 @@ class Storage:
 
     def open(self) -> None:
         """Open every database file and make sure `system` and its tables exist."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.path)
+        # storage.path may lie outside the root (agent/lock.py tightens the root on start)
+        tighten([self.path, *self.path.glob(f"*{SUFFIX}*")])
         system = self._open(SYSTEM)
         self.node_id = system.node_id
         try:

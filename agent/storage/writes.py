@@ -8,15 +8,24 @@ savepoint, so a refused job leaves no trace.
 from __future__ import annotations
 
 import math
+import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent import jsonx
-from agent.core.changes import ATTRIBUTE, CREATE_TABLE, DELETE, DROP_TABLE, PUT, Write
+from agent.core.changes import (
+    ATTRIBUTE,
+    CREATE_TABLE,
+    DELETE,
+    DROP_ATTRIBUTE,
+    DROP_TABLE,
+    PUT,
+    Write,
+)
 from agent.core.messages import encode_changes
 from agent.core.validate import valid_key
-from agent.errors import ClientError
+from agent.errors import ClientError, NotFound
 from agent.storage import catalog as cat
 from agent.storage import meta, rows, txlog
 from agent.storage.catalog import CREATED, UPDATED, TableInfo
@@ -153,7 +162,9 @@ def _put(ctx: JobContext, table: TableInfo, op: WriteOp, stamp: _Stamp, result, 
             result.skipped.append(key)
             continue
         names.update(doc)
-        out[key] = (key, jsonx.dumps_str(doc), stamp.version, stamp.origin)
+        text = jsonx.dumps_str(doc)
+        check_integers(key, doc, text)
+        out[key] = (key, text, stamp.version, stamp.origin)
         result.written.append(key)
     _store(ctx, table, list(out.values()), names, writes)
 
@@ -172,6 +183,38 @@ def _merge(kind, key, record, existing, present, out, stamp, pk) -> dict | None:
     return {**base, **record, pk: key, CREATED: base.get(CREATED, stamp.now), UPDATED: stamp.now}
 
 
+def check_integers(key: Any, doc: dict, text: str) -> None:
+    """Refuse a record holding an integer SQLite cannot store (outside signed 64 bits).
+
+    SQLite would keep it as a float, and a JSON client could not send it back (jsonx.loads
+    refuses it), so it fails here, naming the attribute. The text check is C speed; only a
+    record with a 19-digit run is looked at closely.
+    """
+    try:
+        jsonx.check_integers(text)
+        return
+    except ValueError:
+        pass
+    for name, value in doc.items():
+        wide = _wide_integer(value)
+        if wide is not None:
+            raise ClientError(
+                f"attribute '{name}' of record {key!r:.60} holds {wide}, an integer outside "
+                f"the 64-bit range ({jsonx.INT64_MIN}..{jsonx.INT64_MAX})"
+            )
+
+
+def _wide_integer(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if not jsonx.INT64_MIN <= value <= jsonx.INT64_MAX else None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        wide = _wide_integer(item)
+        if wide is not None:
+            return wide
+    return None
+
+
 def _parse(doc: str | None) -> dict | None:
     return None if doc is None else jsonx.loads(doc)
 
@@ -184,12 +227,8 @@ def _store(ctx: JobContext, table: TableInfo, out: list[tuple], names: set, writ
     if new_attrs:
         cat.persist_attributes(ctx.conn, table.name, new_attrs)
     if table.replicate:
-        writes.extend(Write(table.name, ATTRIBUTE, a.name, _attr_value(a)) for a in new_attrs)
+        writes.extend(Write(table.name, ATTRIBUTE, a.name, cat.spec_of(a)) for a in new_attrs)
         writes.extend(Write(table.name, PUT, r[0], r[1]) for r in out)
-
-
-def _attr_value(attr: cat.Attribute) -> dict:
-    return {"type": attr.type, "indexed": attr.indexed}
 
 
 def _delete(ctx: JobContext, table: TableInfo, ids: list, stamp: _Stamp, result, writes) -> None:
@@ -204,6 +243,7 @@ def _delete(ctx: JobContext, table: TableInfo, ids: list, stamp: _Stamp, result,
             result.skipped.append(key)
     if done:
         rows.put_local(ctx.conn, table.name, list(done.values()))
+        ctx.catalog.mark_stale(table.name)
         if table.replicate:
             writes.extend(Write(table.name, DELETE, k, None) for k in done)
 
@@ -250,6 +290,11 @@ class CreateTable:
         version = self.clock.tick()
         self.info.created = self.clock.now_ms()
         self.info.version, self.info.origin = version, self.origin
+        # what a table is created with is declared: kept until drop_attribute
+        self.info.attributes = {
+            n: a if n in cat.TIME_ATTRIBUTES else replace(a, declared=True)
+            for n, a in self.info.attributes.items()
+        }
         cat.persist_table(ctx.conn, self.info)
         ctx.catalog.job.created[self.info.name] = self.info
         writes = [Write(self.info.name, CREATE_TABLE, None, self.info.definition())]
@@ -285,7 +330,8 @@ class CreateAttribute:
     records = 1
 
     def __init__(self, table: str, attr: cat.Attribute, clock: SharedClock, origin: str):
-        self.table, self.attr, self.clock, self.origin = table, attr, clock, origin
+        self.table, self.clock, self.origin = table, clock, origin
+        self.attr = replace(attr, declared=True)
 
     def run(self, ctx: JobContext) -> None:
         info = ctx.catalog.require(self.table)
@@ -293,11 +339,82 @@ class CreateAttribute:
             raise ClientError(
                 f"attribute '{self.attr.name}' already exists in '{info.database}.{info.name}'"
             )
-        ctx.catalog.job.attributes.setdefault(info.name, []).append(self.attr)
+        ctx.catalog.job.add(info.name, [self.attr])
         cat.persist_attributes(ctx.conn, info.name, [self.attr])
         if info.replicate:
-            write = Write(info.name, ATTRIBUTE, self.attr.name, _attr_value(self.attr))
+            write = Write(info.name, ATTRIBUTE, self.attr.name, cat.spec_of(self.attr))
             log_entry(ctx, self.clock.tick(), self.origin, self.clock.now_ms(), [write])
+
+
+def check_droppable(info: TableInfo, name: str) -> None:
+    """Refuse dropping the primary key, a time attribute or an attribute the table lacks."""
+    if name == info.primary_key:
+        raise ClientError(f"cannot drop the primary key '{name}' of '{info.database}.{info.name}'")
+    if name in cat.TIME_ATTRIBUTES:
+        raise ClientError(f"cannot drop '{name}': every record carries it")
+    if name not in info.attributes:
+        raise NotFound(f"attribute '{name}' does not exist in '{info.database}.{info.name}'")
+
+
+def drop_attribute(ctx: JobContext, info: TableInfo, name: str) -> int:
+    """Remove an attribute from a table and its values from every live record; count them."""
+    changed = rows.strip_attribute(ctx.conn, info.name, name)
+    if name in info.attributes:
+        ctx.catalog.forget_attributes(info, [name])
+        cat.forget_attributes_sql(ctx.conn, info.name, [name])
+    return changed
+
+
+class DropAttribute:
+    """Drop an attribute (drop_attribute); peers drop it too, through the log.
+
+    Records keep their versions: every node strips the same values from the same rows. A
+    write older than the drop that reaches a node only after it keeps the attribute there.
+    """
+
+    records = 1
+
+    def __init__(self, table: str, name: str, clock: SharedClock, origin: str) -> None:
+        self.table, self.name, self.clock, self.origin = table, name, clock, origin
+
+    def run(self, ctx: JobContext) -> int:
+        info = ctx.catalog.require(self.table)
+        check_droppable(info, self.name)
+        changed = drop_attribute(ctx, info, self.name)
+        write = Write(info.name, DROP_ATTRIBUTE, self.name, None)
+        version = self.clock.tick()
+        log_entry(ctx, version, self.origin, self.clock.now_ms(), [write] if info.replicate else [])
+        return changed
+
+
+class ForgetAttributes:
+    """Forget a table's dynamic attributes that no live record carries any more.
+
+    Local to this node (nothing is logged): every node recounts from its own rows after
+    deletes reach it. One scan of the table's live records; `seconds` says how long it took,
+    so that the caller can space recounts (agent/storage/database.py).
+    """
+
+    records = 1
+    durable = False  # losing it in a crash loses nothing: the next delete recounts
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.seconds = 0.0
+
+    def run(self, ctx: JobContext) -> list[str]:
+        started = time.monotonic()
+        info = ctx.catalog.get(self.table)
+        candidates = [n for n in info.attributes if info.forgettable(n)] if info else []
+        gone = []
+        if candidates:
+            used = rows.attribute_names(ctx.conn, info.name)
+            gone = [n for n in candidates if n not in used]
+        if gone:
+            ctx.catalog.forget_attributes(info, gone)
+            cat.forget_attributes_sql(ctx.conn, info.name, gone)
+        self.seconds = time.monotonic() - started
+        return gone
 
 
 HORIZON = "tombstone_horizon"

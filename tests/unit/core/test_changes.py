@@ -43,7 +43,7 @@ WRITES = st.builds(
 
 
 def test_kinds_are_distinct_and_data_kinds_are_puts_and_deletes():
-    assert len(set(KINDS)) == len(KINDS) == 5
+    assert len(set(KINDS)) == len(KINDS) == 6  # drop_attribute is the sixth
     assert set(DATA_KINDS) == {PUT, DELETE}
 
 

@@ -76,7 +76,7 @@ def test_a_definition_round_trips():
     info = table_from_definition("dev", spec, 0.0)
     again = table_from_definition("dev", info.definition(), 0.0)
     assert again == info
-    assert info.attributes["age"] == Attribute("age", "Int", True)
+    assert info.attributes["age"] == Attribute("age", "Int", True, True)  # declared
 
 
 def test_a_definition_with_a_bad_name_is_refused():

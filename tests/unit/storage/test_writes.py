@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -448,9 +449,9 @@ def test_create_attribute_adds_and_logs_it_and_refuses_a_duplicate(kit, db):
     kit.table(db, "dog")
     attr = Attribute("weight", "Float", True)
     db.write_sync(CreateAttribute("dog", attr, kit.storage.clock, kit.origin))
-    assert db.catalog.require("dog").attributes["weight"] == attr
+    assert db.catalog.require("dog").attributes["weight"] == replace(attr, declared=True)
     assert kit.log(db)[-1][4] == [
-        Write("dog", ATTRIBUTE, "weight", {"type": "Float", "indexed": True})
+        Write("dog", ATTRIBUTE, "weight", {"type": "Float", "indexed": True, "declared": True})
     ]
     with pytest.raises(ClientError, match="attribute 'weight' already exists in 'dev.dog'"):
         db.write_sync(CreateAttribute("dog", attr, kit.storage.clock, kit.origin))
