@@ -163,17 +163,31 @@ def sign_csr(csr_pem: bytes | str, ca: x509.Certificate, ca_key, now=None) -> x5
 
 def alt_names(hostname: str, hosts: list[str]) -> x509.SubjectAlternativeName:
     names: list[x509.GeneralName] = []
-    seen: set[str] = set()
     for host in [hostname, "localhost", "127.0.0.1", "::1", *hosts]:
-        host = canonical_host(host)
-        if not host or host in seen:
+        if not host:
             continue
-        seen.add(host)
         try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            name: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
         except ValueError:
-            names.append(x509.DNSName(host))
+            name = x509.DNSName(_dns_name(host))
+        if name not in names:
+            names.append(name)
     return x509.SubjectAlternativeName(names)
+
+
+def _dns_name(host: str) -> str:
+    """A host name as a certificate carries it (IDNA A-labels); CertError if it is none."""
+    if (
+        not isinstance(host, str)
+        or not host
+        or len(host) > 253
+        or any(c in host for c in " /\\\x00")
+    ):
+        raise CertError(f"{host!r} is not a host name")
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise CertError(f"{host!r} is not a host name") from None
 
 
 def canonical_host(host: str) -> str:

@@ -382,7 +382,7 @@ class Material:
             self._clients = {}
             return
         chain_file = self.keys / ".active-certificate.pem"
-        write_private(chain_file, self._chosen.chain_pem.encode(), mode=0o644)
+        write_private(chain_file, self._chosen.chain_pem.encode())
         server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         server.minimum_version = ssl.TLSVersion.TLSv1_2
         server.load_cert_chain(chain_file, self._chosen.key_path)

@@ -127,7 +127,11 @@ async def list_certificates(req: Request) -> list:
 async def create_csr(req: Request) -> dict:
     """A CSR for this node's own key (the key never leaves keys/)."""
     material = _material(req)
-    return {"csr": material.create_csr(_strings(req, "hosts")), "name": material.hostname}
+    try:
+        csr = material.create_csr(_strings(req, "hosts"))
+    except CertError as exc:
+        raise ClientError(f"'hosts': {exc}") from None
+    return {"csr": csr, "name": material.hostname}
 
 
 @operation("sign_certificate", super_user=True)
