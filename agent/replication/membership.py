@@ -251,6 +251,7 @@ async def remove_node(replicator, body: dict) -> dict:
             row["url"],
             None,
             {"operation": "remove_node_back", "hostname": replicator.node},
+            peer_name=row["name"],
         )
     except ClientError as exc:
         log.info("remove_node_back to %s failed (it may be offline): %s", name, exc)
@@ -261,7 +262,9 @@ async def remove_node(replicator, body: dict) -> dict:
 async def _drain_leaving(replicator, row: dict) -> dict:
     """Let a live node's writes reach this node before it leaves; say what did not."""
     try:
-        heads = await call_peer(replicator, row["url"], None, {"operation": "origin_heads"})
+        heads = await call_peer(
+            replicator, row["url"], None, {"operation": "origin_heads"}, peer_name=row["name"]
+        )
     except ClientError as exc:
         return {
             "warning": f"{row['name']} could not be asked how far its writes go ({exc}); "

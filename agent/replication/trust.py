@@ -160,10 +160,18 @@ class Trust:
         if not value:
             raise CertError("the peer did not prove its identity (no certificate proof)")
         claim = self.material.check_proof(value, expect_nonce=nonce)
-        if expected and claim.node != expected:
-            raise CertError(f"the peer proved it is {claim.node!r}, not {expected!r}")
         try:
-            self._member({claim.node}, claim.leaf)
+            if expected:
+                # the node we meant to reach: enough, even if it is no member any more (a
+                # remove_node tells the removed node after deleting its row)
+                if claim.node != expected:
+                    raise CertError(f"the peer proved it is {claim.node!r}, not {expected!r}")
+                row = self.rows.get(expected) or {}
+                self._check_revoked(
+                    authority.serial(claim.leaf), row.get("revoked_certificates"), expected
+                )
+            else:
+                self._member({claim.node}, claim.leaf)
         except Forbidden as exc:
             raise CertError(exc.message) from None
         return _described(SIGNED, claim.leaf)

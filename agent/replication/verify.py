@@ -57,7 +57,10 @@ class Run:
             return await serve(self.replicator, body)
         from agent.replication.membership import call_peer
 
-        answer = await call_peer(self.replicator, node.url, node.header, body, PEER_TIMEOUT)
+        named = node.name if node.name != node.url else None  # a peer not heard from yet
+        answer = await call_peer(
+            self.replicator, node.url, node.header, body, PEER_TIMEOUT, peer_name=named
+        )
         self.bytes += len(m.serialize(m.OpRequest(1, body))) + len(
             m.serialize(m.OpResult(1, 200, answer))
         )
