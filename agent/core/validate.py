@@ -164,7 +164,17 @@ def check_write(table: Any, kind: Any, key: Any, value: Any) -> Write:
     return Write(table, kind, key, value)
 
 
-def check_writes(items: list) -> list[Write]:
+class CheckedWrites(list):
+    """A checked change set, with the attribute names its records carry, per table.
+
+    Checking parses every record anyway; storage needs the names (to keep its attribute list
+    in step) and would otherwise parse every record a second time.
+    """
+
+    names: dict[str, set[str]]
+
+
+def check_writes(items: list) -> CheckedWrites:
     """Return a change set's writes `[table, kind, key, value]` checked (see check_write).
 
     The per-record hot path of replication, so the common write (a put of an int or string
@@ -172,17 +182,18 @@ def check_writes(items: list) -> list[Write]:
     a table name once per change set; anything else takes `check_write`, which also says what
     is wrong. Parsing the record (orjson) is most of the cost: about 1 us per record.
     """
-    tables: set[str] = set()
-    out: list[Write] = []
+    names: dict[str, set[str]] = {}
+    out = CheckedWrites()
+    out.names = names
     append, make = out.append, Write._make
     for item in items:
         if type(item) is not list or len(item) != 4:
             raise _refuse("malformed write", item)
         table, kind, key, value = item
-        if type(table) is not str or table not in tables:
+        if type(table) is not str or table not in names:
             if not valid_name(table):
                 raise _refuse("write to an invalid table name", table)
-            tables.add(table)
+            names[table] = set()
         if (
             kind == PUT
             and type(kind) is int
@@ -199,8 +210,11 @@ def check_writes(items: list) -> list[Write]:
                 doc = None
             if type(doc) is dict and "" not in doc:
                 append(make(item))
+                names[table].update(doc)
                 continue
         append(check_write(table, kind, key, value))
+        if kind == PUT:
+            names[table].update(_loads(value))
     return out
 
 

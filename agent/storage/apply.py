@@ -47,38 +47,48 @@ def apply_writes(ctx: JobContext, database: str, version: int, origin: str, writ
     """Apply decoded writes by last-write-wins; return how many records won."""
     won = 0
     batch: dict[str, list[tuple]] = {}
+    names = getattr(writes, "names", None)  # checked change sets say which names they carry
     for w in writes:
         if w.kind in (PUT, DELETE):
             batch.setdefault(w.table, []).append((w.key, w.value, version, origin))
             continue
-        won += _flush(ctx, database, batch, version)
+        won += _flush(ctx, database, batch, version, names)
         _schema_write(ctx, database, w, version, origin)
-    return won + _flush(ctx, database, batch, version)
+    return won + _flush(ctx, database, batch, version, names)
 
 
-def _flush(ctx: JobContext, database: str, batch: dict[str, list[tuple]], version: int) -> int:
+def _flush(
+    ctx: JobContext,
+    database: str,
+    batch: dict[str, list[tuple]],
+    version: int,
+    names: dict[str, set[str]] | None,
+) -> int:
     won = 0
     for table, items in batch.items():
         info = schema.table_for_write(ctx, database, table, version)
         if info is not None:
             won += rows.apply_lww(ctx.conn, info.name, items)
-            _note_attributes(ctx, info, items)
+            _note_attributes(ctx, info, items, names.get(table) if names is not None else None)
     batch.clear()
     return won
 
 
-def _note_attributes(ctx: JobContext, info: cat.TableInfo, items: list[tuple]) -> None:
+def _note_attributes(
+    ctx: JobContext, info: cat.TableInfo, items: list[tuple], known: set[str] | None
+) -> None:
     """Keep the catalog in step with the records: deletes recount, new names are added.
 
     New attributes mostly arrive as ATTRIBUTE writes before the records, but the origin does
     not send one for a name its catalog still holds while this node forgot it (no live
-    record here had it), so the names are read from the records too (~0.5 us a record).
+    record here had it), so the records' names count too: `known` when the change set was
+    checked (agent/core/validate.py read them), else read here (~0.5 us a record).
     """
-    names: set[str] = set()
+    names: set[str] = set() if known is None else known
     for item in items:
         if item[1] is None:
             ctx.catalog.mark_stale(info.name)
-        else:
+        elif known is None:
             names.update(jsonx.loads(item[1]))
     new = ctx.catalog.add_attributes(info, names)
     if new:

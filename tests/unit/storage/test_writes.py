@@ -230,7 +230,7 @@ def test_an_attribute_name_peers_would_refuse_is_refused_here_too(kit, db, name)
     """Peers refuse empty and NUL attribute names (agent/core/validate.py): accepting one
     locally would leave a log entry no peer ever applies."""
     kit.table(db, "dog")
-    with pytest.raises(ClientError, match="record 1 has an empty attribute name or one with"):
+    with pytest.raises(ClientError, match="is empty or holds a NUL: not an attribute name"):
         kit.insert(db, "dog", {"id": 1}, {"id": 2, name: 1})
     assert kit.rows(db, "dog") == {}
 
