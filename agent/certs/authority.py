@@ -102,17 +102,7 @@ def make_ca(key, hostname: str, now: dt.datetime | None = None) -> x509.Certific
         _base(subject, subject, public, now)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage(signs_certificates=True, enciphers_keys=False),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
@@ -204,17 +194,7 @@ def _issue(subject, public, san, ca, ca_key, now) -> x509.Certificate:
         _base(subject, ca.subject, public, now)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=isinstance(public, rsa.RSAPublicKey),
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage(False, enciphers_keys=isinstance(public, rsa.RSAPublicKey)),
             critical=True,
         )
         .add_extension(
@@ -230,6 +210,21 @@ def _issue(subject, public, san, ca, ca_key, now) -> x509.Certificate:
         )
     )
     return builder.sign(ca_key, hashes.SHA256())
+
+
+def _key_usage(signs_certificates: bool, enciphers_keys: bool) -> x509.KeyUsage:
+    """Signatures always; certificate and CRL signing for a CA; key encipherment for RSA."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=enciphers_keys,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _base(subject, issuer, public, now) -> x509.CertificateBuilder:

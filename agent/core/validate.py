@@ -41,7 +41,7 @@ from agent.core.errors import INVALID_PAYLOAD, RemoteProtocolError
 NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}\Z")
 MAX_KEY_CHARS = 1024
 MAX_DECLARED_ATTRIBUTE = 250  # declared attributes and primary keys (create_table, ...)
-_INT64 = 1 << 63
+_INT64 = jsonx.INT64_MAX + 1  # one past what SQLite's INTEGER holds
 _loads = jsonx.loads
 
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, Union
 
 from agent.errors import ClientError
+from agent.jsonx import INT64_MAX
 from agent.ops.sql_lexer import SqlError, Token, syntax_error, tokenize
 from agent.storage.conditions import (
     AGGREGATES,
-    INT64_MAX,
     Aggregate,
     Compare,
     Condition,

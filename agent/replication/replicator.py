@@ -13,14 +13,12 @@ import logging
 import time
 
 from agent import jsonx
-from agent.certs.authority import CertError
 from agent.core.changes import DELETE, PUT
 from agent.core.messages import decode_changes
 from agent.core.relay import assign_origins
 from agent.core.routes import Dialing
 from agent.core.subscription import COPYING, STREAMING, Timing
-from agent.errors import AgentError
-from agent.replication import credentials, transport
+from agent.replication import credentials, openings, transport
 from agent.replication.antientropy import BackgroundVerify
 from agent.replication.budget import Budget
 from agent.replication.endpoint import Endpoint
@@ -28,7 +26,6 @@ from agent.replication.link import SubscriberLink
 from agent.replication.peers import Peer, normalize_url, route_peer
 from agent.replication.syncgate import SyncGate
 from agent.replication.tail import LogTail, Tails
-from agent.replication.transport import DialError
 from agent.replication.trust import Trust
 from agent.replication.verifypeer import Indexes
 from agent.storage import query
@@ -134,50 +131,10 @@ class Replicator:
         await self.reconcile()
 
     async def _listen(self) -> None:
-        from agent.replication.transport import serve
-
-        if self.insecure_port:
-            log.warning(
-                "replication.port %s:%d admits peers by address alone (insecure: use it on "
-                "private networks only; replication.securePort or add_node links prove identity)",
-                *self.insecure_port,
-            )
-            self._servers.append(
-                await serve(
-                    self.endpoint.serve_dedicated,
-                    self._admit_by_address,
-                    *self.insecure_port,
-                    compression=self.compression,
-                    max_size=self.max_payload,
-                )
-            )
-        secure = self.config.listener("replication.securePort")
-        if secure:
-            self._servers.append(
-                await serve(
-                    self.endpoint.serve_dedicated,
-                    self._admit,
-                    *secure,
-                    tls=self.trust.material.server_context(),
-                    compression=self.compression,
-                    max_size=self.max_payload,
-                )
-            )
-
-    def _admit(self, remote_ip: str, headers: dict, certificate: bytes | None) -> tuple:
-        identity = self.endpoint.authorize(remote_ip, headers, certificate)
-        return identity, self.endpoint.answer_headers(identity, headers)
-
-    def _admit_by_address(self, remote_ip: str, headers: dict, certificate) -> tuple:
-        identity = self.endpoint.authorize(remote_ip, headers, certificate, by_address=True)
-        return identity, self.endpoint.answer_headers(identity, headers)
+        self._servers.extend(await openings.listen(self))
 
     def security_warnings(self) -> list[str]:
-        if not self.insecure_port:
-            return []
-        return [
-            f"replication.port {self.insecure_port[1]} admits peers by address alone (insecure)"
-        ]
+        return openings.warnings(self)
 
     async def connect(
         self,
@@ -188,61 +145,15 @@ class Replicator:
         verify_tls: bool = True,
         timeout: float = 10.0,
     ):
-        """Dial a peer and prove who we are; check it proves who it is. Raise DialError.
-
-        wss: mutual TLS with this node's certificate (with `verify_tls` false, the first
-        add_node: no verification and no certificate, the credentials admit us). ws: an
-        identity proof header, and the peer's answering proof must name a member, unless
-        credentials are sent (the first add_node) or this node runs the insecure
-        replication.port (address-only peers).
-        """
-        headers = {"Authorization": authorization} if authorization else {}
-        secure = url.lower().startswith("wss://")
-        tls = nonce = None
-        if secure:
-            try:
-                tls = self.trust.material.client_context(verify_tls)
-            except (AgentError, AttributeError) as exc:
-                raise DialError(f"cannot dial {url}: {exc}") from None
-        else:
-            proof_headers, nonce = self.trust.dial_headers(peer_name, url)
-            headers.update(proof_headers)
-        conn = await self.dial(
+        """Dial a peer and prove who we are; check it proves who it is (see openings.py)."""
+        return await openings.connect(
+            self,
             url,
-            headers=headers,
-            local_host=self.local_host,
-            tls=tls,
-            compression=self.compression,
+            peer_name=peer_name,
+            authorization=authorization,
+            verify_tls=verify_tls,
             timeout=timeout,
         )
-        try:
-            conn.security = self._dialled_security(conn, secure, nonce, peer_name, authorization)
-        except CertError as exc:
-            await conn.close(1008, "identity not proved")
-            raise DialError(f"{url}: {exc}") from None
-        return conn
-
-    def _dialled_security(self, conn, secure, nonce, peer_name, authorization) -> dict:
-        certificate = getattr(conn, "peer_certificate", None)
-        if secure:
-            if certificate is None:
-                return {"mode": "credentials", "transport": "wss"}
-            described = self.trust.describe(certificate)
-            return {**described, "transport": "wss"}
-        answer = getattr(conn, "headers", None) or {}
-        if nonce is not None and any(k.lower() == "x-harper-node" for k in answer):
-            try:
-                return {**self.trust.check_answer(answer, nonce, peer_name), "transport": "ws"}
-            except CertError:
-                # a first add_node does not know the peer's CA yet; the insecure
-                # replication.port admits by address, whatever the proofs say meanwhile
-                if not authorization and not self.trust.insecure:
-                    raise
-        if authorization:
-            return {"mode": "credentials", "transport": "ws"}
-        if self.trust.insecure or nonce is None:
-            return {"mode": "address", "transport": "ws"}
-        raise CertError("the peer did not prove its identity (no certificate proof)")
 
     async def stop(self) -> None:
         self.verify_indexes.stop.set()  # a verify index being built must not hold the stop

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from agent.certs import authority, proof
 from agent.certs.authority import CertError
 from agent.errors import Forbidden, Unauthorized
-from agent.replication.endpoint import ADDRESS, MTLS, SIGNED, Identity
+from agent.replication.endpoint import ADDRESS, CREDENTIALS, MTLS, SIGNED, Identity
 from agent.replication.peers import resolve
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,37 @@ class Trust:
         if made is None:
             return {}, None
         return {proof.HEADER: made[0]}, made[1]
+
+    def dialled(
+        self,
+        answer: dict,
+        certificate: bytes | None,
+        secure: bool,
+        nonce: str | None,
+        peer_name: str | None,
+        authorization: str | None,
+    ) -> dict:
+        """How a dial proved the peer (its security, for status); CertError if it did not.
+
+        `answer` holds the 101's headers, `certificate` the peer's TLS certificate (DER).
+        """
+        if secure:
+            if certificate is None:
+                return {"mode": CREDENTIALS, "transport": "wss"}
+            return {**self.describe(certificate), "transport": "wss"}
+        if nonce is not None and any(k.lower() == proof.HEADER.lower() for k in answer):
+            try:
+                return {**self.check_answer(answer, nonce, peer_name), "transport": "ws"}
+            except CertError:
+                # a first add_node does not know the peer's CA yet; the insecure
+                # replication.port admits by address, whatever the proofs say meanwhile
+                if not authorization and not self.insecure:
+                    raise
+        if authorization:
+            return {"mode": CREDENTIALS, "transport": "ws"}
+        if self.insecure or nonce is None:
+            return {"mode": ADDRESS, "transport": "ws"}
+        raise CertError("the peer did not prove its identity (no certificate proof)")
 
     def check_answer(self, headers: dict, nonce: str, expected: str | None) -> dict:
         """Verify the peer's answering proof; return the link's security description."""

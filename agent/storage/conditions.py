@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from agent.errors import ClientError
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+from agent.jsonx import INT64_MAX, INT64_MIN  # what SQLite's INTEGER holds
 
 # search_by_conditions comparators (HarperDB's names) plus what SQL WHERE adds.
 COMPARATORS = (

@@ -17,9 +17,9 @@ from typing import Any
 
 from agent import jsonx
 from agent.errors import ClientError
+from agent.jsonx import INT64_MAX
 from agent.storage.catalog import row_table
 from agent.storage.conditions import (
-    INT64_MAX,
     Aggregate,
     Compare,
     Condition,

@@ -64,7 +64,7 @@ def check_key(key: Any, pk: str) -> Any:
         raise ClientError(f"primary key '{pk}' must be a string or a number, got {key!r:.60}")
     if isinstance(key, float) and not math.isfinite(key):
         raise ClientError(f"primary key '{pk}' must be finite, got {key!r}")
-    if isinstance(key, int) and not -(2**63) <= key < 2**63:
+    if isinstance(key, int) and not jsonx.INT64_MIN <= key <= jsonx.INT64_MAX:
         # SQLite stores 64-bit integers; a wider one would fail deep in the writer as a 500.
         raise ClientError(f"primary key '{pk}' must fit in 64 bits, got {key}")
     if isinstance(key, str) and (not key or len(key) > 1024):
