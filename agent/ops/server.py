@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 SERVER = f"harper-agent/{__version__}"
 SUBPROTOCOL = "harperctl-replication-v1"
 SHUTDOWN_TIMEOUT = 10.0  # seconds in-flight requests get to finish on SIGTERM
+REFUSAL_BODY_WAIT = 0.5  # seconds a request refused while stopping waits for its body
 # Operations needing no credentials (create_authentication_tokens, refresh_operation_token
 # with the token in the body) are small; anything larger without credentials is refused.
 UNAUTHENTICATED_BODY = 64 * 1024
@@ -397,10 +398,16 @@ class OpsServer:
                 self._idle.set()
 
     async def _refuse(self, request: web.Request) -> web.Response:
-        """Answer 503 while stopping, after reading the body: aiohttp would linger for it."""
+        """Answer 503 while stopping, after reading the body if it comes at once.
+
+        Reading it lets the client see the answer rather than a reset. The wait is short:
+        once aiohttp's cleanup has begun it drops what arrives, and a body still on its way
+        would otherwise hold the stop for the whole shutdown timeout.
+        """
         try:
-            await request.read()
-        except web.HTTPRequestEntityTooLarge:
+            async with asyncio.timeout(REFUSAL_BODY_WAIT):
+                await request.read()
+        except (web.HTTPRequestEntityTooLarge, TimeoutError, ConnectionError):
             pass
         response = json_response({"error": "the node is shutting down; nothing was done"}, 503)
         response.force_close()
