@@ -23,6 +23,7 @@ OWNERS = {
     "sqlite3": ["agent/storage/"],
     "orjson": ["agent/jsonx.py"],
     "prometheus_client": ["agent/ops/metrics.py"],
+    "graphql": ["agent/schemafile.py"],
 }
 CORE_FORBIDDEN = {"asyncio", "sqlite3", "socket", "time", "threading", "websockets", "aiohttp"}
 
