@@ -25,6 +25,7 @@ from aiohttp import WSCloseCode, WSMsgType, http_exceptions, web
 
 from agent import __version__, jsonx
 from agent.errors import AgentError, ClientError, PayloadTooLarge, Unauthorized
+from agent.ops import metrics
 from agent.ops.auth import BASIC, CALLER_ADDRESS, OPERATION, TooManyAttempts
 from agent.ops.registry import lookup
 from agent.ops.request import Request
@@ -328,13 +329,16 @@ class OpsServer:
         )
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        from agent.ops import metrics
         from agent.replication.status import cluster_status
 
         rep = self.services.replication
         status = await cluster_status(rep) if rep is not None else None
-        text = metrics.render(self.services, status)
-        return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
+        # read right after the status, with no await between: both describe one moment
+        moved = metrics.traffic(rep) if rep is not None else []
+        body, content_type = metrics.of(self.services).render(
+            status, moved, request.headers.get("Accept")
+        )
+        return web.Response(body=body, headers={"Content-Type": content_type, "Server": SERVER})
 
     async def _root(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -385,17 +389,25 @@ class OpsServer:
                 raise failed from None
         return self.endpoint.authorize(remote, headers, certificate)
 
-    async def _operation(self, request: web.Request) -> web.Response:
+    async def _operation(self, request: web.Request) -> web.StreamResponse:
         self._in_flight += 1
         self._idle.clear()
+        started, response = time.perf_counter(), None
         try:
             if self._stopping:
-                return await self._refuse(request)
-            return await self._run_operation(request)
+                response = await self._refuse(request)
+            else:
+                response = await self._run_operation(request)
+            return response
         finally:
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
+            metrics.of(self.services).operation_done(
+                request.get(metrics.OPERATION_KEY),
+                response.status if response is not None else None,
+                time.perf_counter() - started,
+            )
 
     async def _refuse(self, request: web.Request) -> web.Response:
         """Answer 503 while stopping, after reading the body if it comes at once.
@@ -423,6 +435,7 @@ class OpsServer:
             caller = await self.services.authenticator.check(header, remote) if header else None
             body = await self._body(request, caller is not None)
             op = lookup(body)
+            request[metrics.OPERATION_KEY] = op.name  # for _operation's count
             user = _operation_user(caller) if op.auth else None
             req = Request(body, user, self.services, header)
             if op.super_user:
@@ -436,6 +449,7 @@ class OpsServer:
             if isinstance(exc, _Stalled):
                 await _answer_and_close(request, response)
             return response
+        metrics.of(self.services).answered(op.name, body, result)
         if isinstance(result, list) and len(result) > SLICE:
             return await _stream_list(request, result)
         return json_response(result)

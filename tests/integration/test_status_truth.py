@@ -61,7 +61,7 @@ def test_metrics_in_prometheus_text_without_credentials(tmp_path):
         assert resp.status_code == 200
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = resp.text
-        assert f'harper_replication_connected{{peer="{b.host}",database="dev"}} 1' in text
+        assert f'harper_replication_connected{{database="dev",peer="{b.host}"}} 1.0' in text
         assert "# TYPE harper_verify_checks_total counter" in text
         assert "harper_verify_last_agreed 1" in text
         assert a.password not in text
