@@ -1,14 +1,17 @@
 """Connection settings: options, environment, profiles; the only module importing `yaml`.
 
 Each setting is taken from the first layer that has it: command-line option, environment
-(HARPERCTL_URL, HARPERCTL_USER, HARPERCTL_PASSWORD, HARPERCTL_TOKEN, HARPERCTL_CA_FILE), the
-profile (`--profile NAME`, else the file's `default:`), built-in default. The profile file is
-`$XDG_CONFIG_HOME/harperctl/config.yaml` (default `~/.config/harperctl/config.yaml`):
+(HARPERCTL_URL, HARPERCTL_USER, HARPERCTL_PASSWORD, HARPERCTL_TOKEN, HARPERCTL_CA_FILE; an
+empty variable counts as unset), the profile (`--profile NAME`, else the file's `default:`),
+built-in default. The profile file is `$XDG_CONFIG_HOME/harperctl/config.yaml` (default
+`~/.config/harperctl/config.yaml`); `EXAMPLE` below is the one the man page and README show.
 
-    default: local
-    profiles:
-      local: {url: "http://127.0.0.1:9925", user: admin, password: secret}
-      prod:  {url: "https://db.example.com:9925", token: "eyJ...", ca_file: ca.pem}
+The file is a mapping with two keys, `profiles` (name -> settings) and `default` (the name
+used without --profile). A profile's settings are those of `PROFILE_HELP`, typed as in
+`PROFILE_TYPES`; anything else (an unknown key, a wrong type, a `default` or `--profile`
+naming no profile, YAML that does not parse) is a UsageError naming the file and the key.
+A missing file holds no profiles. A file holding a password or a token that group or others
+can read gets a warning on stderr with the `chmod 600` to run; it is still used.
 
 Credentials travel as pairs: a profile's password belongs to the profile's user, so it is
 dropped when the user comes from the environment or the command line; and a token from a
@@ -49,7 +52,35 @@ PROFILE_TYPES: dict[str, tuple[type, ...]] = {
     "insecure": (bool,),
     "timeout": (int, float),
 }
+PROFILE_HELP: dict[str, str] = {
+    "url": f"operations API of the agent, http(s)://host:port [{DEFAULT_URL}]",
+    "user": "user for Basic authentication",
+    "password": "that user's password (used only with this profile's user; without one "
+    "harperctl asks on a terminal)",
+    "token": "operation token (JWT), sent as Bearer authentication instead of the user",
+    "ca_file": "PEM file of the CA(s) that signed the agent's certificate; ~ expands, a "
+    "relative path is taken from the current directory",
+    "insecure": "true: do not verify the agent's TLS certificate (warns on stderr) [false]",
+    "timeout": f"seconds to wait for an answer [{DEFAULT_TIMEOUT:g}]",
+}
 SECRETS = ("password", "token")
+EXAMPLE = """\
+default: local
+profiles:
+  local:
+    url: http://127.0.0.1:9925
+    user: admin
+    password: secret
+  prod:
+    url: https://db1.example.com:9925
+    token: eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9...
+    ca_file: ~/.config/harperctl/prod-ca.pem
+    timeout: 10
+  lab:
+    url: https://10.0.0.5:9925
+    user: ops
+    insecure: true
+"""
 
 
 class Layer(IntEnum):
