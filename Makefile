@@ -29,6 +29,8 @@ lint: $(STAMP)
 run: $(STAMP)
 	$(BIN)/harper-agent run --root ./data
 
+# Three agents under ./demo/: join, writes, one SIGKILLed and back, status green (~20 s).
+# DEMO_KEEP=1 leaves them running (it prints the kill line); DEMO_PORT=N prefers port N.
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 
