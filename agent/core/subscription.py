@@ -12,7 +12,8 @@ The subscriber (the node that wants data) dials and drives:
 Feed each machine parsed messages with `receive(msg, now)`; it returns events for the shell
 (which persists, then calls back) and queues outgoing messages in `outbox`. `tick(now)` drives
 pings and judges liveness by data progress, not only by pings: a link whose peer says records
-are pending but sends none for `stall_timeout` is declared stalled.
+are pending but sends none for `stall_timeout` is declared stalled; while a copy runs, so is
+one that makes no copy progress for `copy_timeout` (the shell resumes the copy on a new link).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Timing:
     ping_interval: float = 30.0
     ping_timeout: float = 60.0
     stall_timeout: float = 10.0
+    copy_timeout: float = 300.0  # replication.copyTimeout: judges a link while it copies
 
 
 @dataclass
@@ -61,7 +63,7 @@ class LinkStats:
     last_data_at: float | None = None
     last_version: int | None = None
     last_origin_at: float | None = None  # origin commit time of the last transaction
-    records: int = 0
+    records: int = 0  # applied (a Subscriber's) or sent (a Publisher's), copies included
     transactions: int = 0
     pending: int = 0
     oldest_pending_at: float | None = None
@@ -142,6 +144,7 @@ class Subscriber(_Outbox):
         self._last_seq = 0
         self._acked_records = 0
         self._awaiting_schema = False
+        self._copy_seen_at = 0.0  # last copy progress: CopyStart, a chunk, or one applied
         self.peer_origin: str | None = None  # the origin id the peer writes this database as
         self.peer_cursors: dict[str, int] = {}  # what the peer holds of every origin (Welcome)
 
@@ -220,6 +223,7 @@ class Subscriber(_Outbox):
         stats = self.stats
         stats.copy_total, stats.copy_done = msg.total, msg.resumed
         stats.copy_started_at, stats.copy_reason, stats.copy_finished_at = now, msg.reason, None
+        self._copy_seen_at = now
         return [Event("copy_start", msg)]
 
     def _on_copychunk(self, msg, now: float) -> list[Event]:
@@ -229,7 +233,7 @@ class Subscriber(_Outbox):
         if self.state != COPYING:
             raise RemoteProtocolError("CopyChunk outside a copy")
         m.check_rows(msg.rows)
-        self.stats.last_data_at = now
+        self.stats.last_data_at = self._copy_seen_at = now
         return [Event("chunk", msg)]
 
     def _on_copyend(self, msg, now: float) -> list[Event]:
@@ -292,6 +296,8 @@ class Subscriber(_Outbox):
         takes at least one unit of the window, as the publisher counts it.
         """
         self._acked_records += _window_units(records) if seq else records
+        if self.state == COPYING:
+            self._copy_seen_at = now  # our own apply was slow, not the peer: the clock restarts
         stats = self.stats
         stats.records += records
         if seq:
@@ -311,6 +317,8 @@ class Subscriber(_Outbox):
         silent = now - (stats.last_message_at or now)
         if silent > timing.ping_timeout:
             return [Event("dead", reason=f"nothing received for {silent:.1f}s")]
+        if self.state == COPYING:
+            return self._copy_silence(now)
         idle = now - (stats.last_data_at or stats.connected_at or now)
         if stats.pending > 0 and idle > timing.stall_timeout:
             return [
@@ -323,6 +331,18 @@ class Subscriber(_Outbox):
                 )
             ]
         return []
+
+    def _copy_silence(self, now: float) -> list[Event]:
+        """Judge a running copy by its progress, with copy_timeout instead of stall_timeout.
+
+        The publisher sends no Progress (so nothing pending) while it copies, and pings keep
+        flowing when it is stuck: only chunks arriving or being applied show the copy moves.
+        """
+        idle = now - self._copy_seen_at
+        if idle <= self.timing.copy_timeout:
+            return []
+        reason = f"copy stalled: no copy progress for {idle:.1f}s (replication.copyTimeout)"
+        return [Event("dead", reason=reason)]
 
     def lag_seconds(self, now: float) -> float:
         """Age of the oldest transaction the peer has and we have not applied."""
@@ -468,10 +488,13 @@ class Publisher(_Outbox):
         self._last_seq = seq
         self.plan.sent[origin_id] = oseq
         self.sent_records += _window_units(records)
+        self.stats.records += records  # stats count what was sent; sent_records is the window
+        self.stats.transactions += 1
         return msg
 
     def chunk_sent(self, records: int) -> None:
         self.sent_records += records
+        self.stats.records += records
 
     def backpressure(self) -> float:
         """Return how full the flow-control window is, in percent."""

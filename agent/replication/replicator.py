@@ -62,6 +62,23 @@ def own_url(config, node: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def operations_url(config, node: str) -> str | None:
+    """Return where clients reach this node's operations API (http, else https), or None.
+
+    Recorded in this node's hdb_nodes row, so `harperctl status` can ask every member.
+    """
+    for key, scheme in (
+        ("operationsApi.network.port", "http"),
+        ("operationsApi.network.securePort", "https"),
+    ):
+        listener = config.listener(key)
+        if listener:
+            host = listener[0] if listener[0] not in ("0.0.0.0", "::", "") else node
+            host = f"[{host}]" if ":" in host else host
+            return f"{scheme}://{host}:{listener[1]}"
+    return None
+
+
 class Replicator:
     """Own every link of this node and answer cluster questions about them."""
 
@@ -79,11 +96,14 @@ class Replicator:
         self.storage = storage
         self.authenticator = authenticator
         self.url = own_url(config, node)
+        self.operations_url = operations_url(config, node)
         self.dialing = dialing_for(config)
         self.timing = Timing(
             config.get("replication.pingInterval"),
             config.get("replication.pingTimeout"),
             config.get("replication.stallTimeout"),
+            # a copy that makes no progress this long ends the session; the next resumes it
+            config.get("replication.copyTimeout"),
         )
         self.retry_interval = config.get("replication.retryInterval")
         self.max_clock_ahead_ms = config.get("replication.maxClockSkew") * 1000.0
