@@ -207,6 +207,9 @@ async def user_offer(replicator, rows: dict[str, dict]) -> dict:
     return joinusers.offer(mine, secrets.token_hex(16), has_peers(replicator, rows))
 
 
+OWN_FIELDS = ("url", "node_id", "ca", "operations_url")  # a change rewrites the own row
+
+
 async def own_row_if_needed(replicator) -> list[dict]:
     """Return this node's own row to write, unless it is already there as it should be.
 
@@ -215,16 +218,18 @@ async def own_row_if_needed(replicator) -> list[dict]:
     """
     mine = (await node_rows(replicator)).get(replicator.node)
     fresh = own_row(replicator)
-    if mine is not None and all(mine.get(k) == fresh.get(k) for k in ("url", "node_id", "ca")):
+    if mine is not None and all(mine.get(k) == fresh.get(k) for k in OWN_FIELDS):
         return []
     return [fresh]
 
 
 def own_row(replicator) -> dict:
-    """Return this node's hdb_nodes row: its name, url, node id and the CA it chains to."""
+    """Return this node's hdb_nodes row: its name, url, node id, operations API URL and the
+    CA it chains to."""
     row = {
         "name": replicator.node,
         "url": replicator.url,
+        "operations_url": replicator.operations_url,
         "replicates": True,
         "node_id": replicator.storage.node_id,
     }

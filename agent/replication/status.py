@@ -175,6 +175,7 @@ async def cluster_status(replicator) -> dict:
         "node_name": replicator.node,
         "node_id": replicator.storage.node_id,
         "url": replicator.url,
+        "operations_url": replicator.operations_url,
         "is_enabled": True,
         "warnings": replicator.security_warnings(),
         "connections": connections,
