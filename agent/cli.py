@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -27,13 +26,19 @@ from agent import __version__
 from agent.config import Config, load_config, render_config, write_default_config
 from agent.errors import ConfigError
 from agent.logs import configure_logging
-from agent.settings import BY_ENV, SETTINGS, Setting, default_text
+from agent.settings import BY_ENV, SETTINGS, UNSUPPORTED_BY_ENV, Setting, default_text
+from agent.systemd.unit import (
+    UNIT_NAME,
+    UNIT_ROOT,
+    UNIT_USER,
+    check_root,
+    next_steps,
+    render_unit,
+    service_command,
+)
 
 EXIT_CONFIG = 2
 DEFAULT_ROOT = "./data"
-UNIT_NAME = "harper-agent.service"
-UNIT_ROOT = "/var/lib/harper-agent"
-UNIT_USER = "harper-agent"
 
 _METAVARS = {
     "str": "TEXT",
@@ -70,17 +75,30 @@ class AgentGroup(click.Group):
 
 
 def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one `--<ENV_NAME>` option per setting, in the table's order."""
+    """Add one `--<ENV_NAME>` option per setting, in the table's order.
+
+    Each HarperDB setting harper-agent does not support gets a hidden flag too: load_config
+    ignores it with a warning saying why, as it does in the file or the environment.
+    """
+    for name in UNSUPPORTED_BY_ENV:
+        func = click.option(f"--{name}", name, default=None, hidden=True)(func)
     for setting in reversed(SETTINGS):
         option = click.option(
             f"--{setting.env}",
             setting.env,
-            metavar=_METAVARS[setting.kind],
+            metavar=_metavar(setting),
             default=None,
             help=f"{setting.help} [{setting.key}; default: {default_text(setting)}]",
         )
         func = option(func)
     return func
+
+
+def _metavar(setting: Setting) -> str:
+    """Return the flag's value placeholder: the kind's, or the key's last name for an enum."""
+    if setting.kind == "enum":
+        return setting.key.rpartition(".")[2].upper()  # LEVEL, FORMAT
+    return _METAVARS[setting.kind]
 
 
 def root_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,8 +123,9 @@ def admin_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "--HDB_ADMIN_PASSWORD",
         "admin_password",
         envvar="HDB_ADMIN_PASSWORD",
-        help="Its password [env HDB_ADMIN_PASSWORD, safer than a flag]. Without one: "
-        "prompted on a terminal, else generated and printed once.",
+        help="Its password [env HDB_ADMIN_PASSWORD, safer than a flag]. Used only when the "
+        "root has no users yet; without one: prompted on a terminal, else generated and "
+        "printed once.",
     )(func)
     return click.option(
         "--admin-user",
@@ -184,13 +203,27 @@ def run(
 ) -> None:
     """Start the node in the foreground; stop it with SIGTERM or Ctrl-C.
 
-    An empty root is initialised first (the admin options apply only then). The exit code
-    is the node's: 0 after a clean stop, 2 for a bad setting.
+    An empty root is initialised first, as init does: a commented harperdb-config.yaml
+    (with the setting flags given here filled in) is written when there is none, and the
+    first admin user is created (the admin options apply only then; on a terminal, a
+    missing password is prompted for). SIGHUP re-reads the file, the environment and these
+    flags, and applies logging.* and replication.routes at once; other changed settings are
+    logged as needing a restart. Under systemd (Type=notify) the node reports READY=1 once
+    it serves, and pings the watchdog. The exit code is the node's: 0 after a clean stop,
+    2 for a bad setting.
     """
     config = _load(root, config_file, settings)
+    if not config.config_path.exists():
+        write_default_config(config.config_path, _values_to_persist(config))
     configure_logging(config)
-    node = _node_module()
-    code = node.serve(config, admin_user=admin_user or "admin", admin_password=admin_password)
+    if _is_new_root(config):
+        admin_user, admin_password = _admin_credentials(admin_user, admin_password, _stdin_is_tty())
+    code = _node_module().serve(
+        config,
+        admin_user=admin_user or "admin",
+        admin_password=admin_password,
+        reload=lambda: _load(root, config_file, settings),
+    )
     ctx.exit(code or 0)
 
 
@@ -232,7 +265,12 @@ def settings_command(as_yaml: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the unit instead of writing it.")
 def install_service(root: Path, user: str, unit_dir: Path, dry_run: bool) -> None:
     """Install a systemd unit that runs `harper-agent run` on the root as a dedicated user."""
-    unit = render_unit(root.absolute(), user, shutil.which("harper-agent"))
+    try:
+        check_root(root.absolute())
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--root") from None
+    command = service_command()
+    unit = render_unit(root.absolute(), user, command)
     if dry_run:
         click.echo(unit, nl=False)
         return
@@ -245,7 +283,7 @@ def install_service(root: Path, user: str, unit_dir: Path, dry_run: bool) -> Non
         hint = "run it with sudo, or pass --unit-dir or --dry-run"
         raise click.ClickException(f"cannot write {target}: {err.strerror}; {hint}") from err
     click.echo(f"Wrote {target}. Next, as root:")
-    for line in _next_steps(root.absolute(), user):
+    for line in next_steps(root.absolute(), user, command):
         click.echo(f"  {line}")
 
 
@@ -265,38 +303,6 @@ def settings_table() -> Iterator[str]:
         yield from textwrap.wrap(text, 96, initial_indent="    ", subsequent_indent="    ")
 
 
-def render_unit(root: Path, user: str, executable: str | None = None) -> str:
-    """Return the systemd unit with the root folder, user and executable substituted."""
-    import importlib.resources  # only install-service needs it; keeps start-up lean
-
-    template = importlib.resources.files("agent") / "systemd" / UNIT_NAME
-    text = template.read_text(encoding="utf-8").replace(UNIT_ROOT, str(root))
-    lines = [_unit_line(line, root, user, executable) for line in text.splitlines()]
-    return "\n".join(lines) + "\n"
-
-
-def _unit_line(line: str, root: Path, user: str, executable: str | None) -> str:
-    if line.startswith(("User=", "Group=")):
-        return f"{line.partition('=')[0]}={user}"
-    if line.startswith("ExecStart=harper-agent ") and executable:
-        return line.replace("=harper-agent ", f"={executable} ", 1)
-    if line.startswith("ProtectHome=") and any(map(root.is_relative_to, ("/home", "/root"))):
-        return "ProtectHome=no"
-    return line
-
-
-def _next_steps(root: Path, user: str) -> list[str]:
-    return [
-        f"id -u {user} >/dev/null 2>&1 || useradd --system --home-dir {root} "
-        f"--shell /usr/sbin/nologin {user}",
-        f"install -d -o {user} -g {user} -m 0700 {root}",
-        f"sudo -u {user} harper-agent init --root {root}",
-        "systemctl daemon-reload",
-        "systemctl enable --now harper-agent",
-        "curl -fsS http://127.0.0.1:9925/health",
-    ]
-
-
 def _kind_text(setting: Setting) -> str:
     if setting.kind == "duration":
         return f"duration (bare numbers in {setting.unit})"
@@ -305,7 +311,8 @@ def _kind_text(setting: Setting) -> str:
 
 def _load(root: Path | None, config_file: Path | None, settings: dict[str, Any]) -> Config:
     """Load the config for a command: --root, else --ROOTPATH, else $ROOTPATH, else ./data."""
-    flags = {name: settings[name] for name in BY_ENV if settings.get(name) is not None}
+    names = [*BY_ENV, *UNSUPPORTED_BY_ENV]
+    flags = {name: settings[name] for name in names if settings.get(name) is not None}
     chosen = root or flags.get("ROOTPATH") or os.environ.get("ROOTPATH") or DEFAULT_ROOT
     folder = Path(chosen).expanduser().absolute()
     if root is not None or "ROOTPATH" in flags:
@@ -332,8 +339,22 @@ def _admin_credentials(
     return user or "admin", password
 
 
+def _is_new_root(config: Config) -> bool:
+    """True when the root holds no system database yet, so `run` will create the admin."""
+    return not (config.database_path / "system.sqlite").exists()
+
+
 def _stdin_is_tty() -> bool:
-    return sys.stdin.isatty()
+    """True when a person can answer a prompt: stdin is a terminal we hold the foreground of.
+
+    A node started in the background (`harper-agent run &`) must not prompt: reading the
+    terminal would stop it (SIGTTIN); it gets a generated password instead.
+    """
+    try:
+        fd = sys.stdin.fileno()
+        return os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp()
+    except (AttributeError, OSError, ValueError):  # no stdin, or not our controlling terminal
+        return False
 
 
 def _node_module() -> ModuleType:

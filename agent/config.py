@@ -28,10 +28,13 @@ from agent.settings import (
     BY_ENV,
     BY_KEY,
     SETTINGS,
+    UNSUPPORTED,
+    UNSUPPORTED_BY_ENV,
     Setting,
     format_value,
     parse_listen,
     parse_value,
+    unsupported_key,
 )
 
 CONFIG_FILE_NAME = "harperdb-config.yaml"
@@ -46,6 +49,8 @@ _SECTIONS = frozenset(
 
 # One raw value and where it came from: (raw, source kind, label for messages).
 _Raw = tuple[Any, str, str]
+# Unsupported HarperDB settings given, by dotted key: where each was given.
+_Ignored = dict[str, list[str]]
 
 
 class Config:
@@ -173,15 +178,19 @@ def load_config(
     The file is `config_file`, else <root>/harperdb-config.yaml (absent is fine; an absent
     `config_file` is not). `env` defaults to os.environ; `flags` maps dotted keys or
     environment names to raw values, None meaning "not given". Raise ConfigError naming the
-    key, the value and the reason for anything invalid.
+    key, the value and the reason for anything invalid. A HarperDB setting harper-agent does
+    not support (settings.UNSUPPORTED) is no error: one warning names it and says why.
     """
     root = Path(root)
     config_path = Path(config_file) if config_file is not None else root / CONFIG_FILE_NAME
     chosen: dict[str, _Raw] = {}
-    chosen.update(_file_layer(config_path, required=config_file is not None))
-    chosen.update(_env_layer(os.environ if env is None else env))
-    chosen.update(_flag_layer(flags or {}))
-    return _build(root, config_path, chosen)
+    ignored: _Ignored = {}
+    chosen.update(_file_layer(config_path, ignored, required=config_file is not None))
+    chosen.update(_env_layer(os.environ if env is None else env, ignored))
+    chosen.update(_flag_layer(flags or {}, ignored))
+    config = _build(root, config_path, chosen)
+    _warn_ignored(ignored)
+    return config
 
 
 def write_default_config(path: Path, values: Mapping[str, Any] | None = None) -> None:
@@ -298,8 +307,11 @@ def _build(root: Path, config_path: Path, chosen: Mapping[str, _Raw]) -> Config:
     return Config(root, config_path, values, sources, hosts)
 
 
-def _env_layer(env: Mapping[str, str]) -> dict[str, _Raw]:
+def _env_layer(env: Mapping[str, str], ignored: _Ignored) -> dict[str, _Raw]:
     """Read the settings' environment names; an empty variable counts as not set."""
+    for name, key in UNSUPPORTED_BY_ENV.items():
+        if env.get(name, "") != "":
+            ignored.setdefault(key, []).append(f"environment {name}")
     return {
         setting.key: (env[name], "env", f"environment {name}")
         for name, setting in BY_ENV.items()
@@ -307,22 +319,36 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, _Raw]:
     }
 
 
-def _flag_layer(flags: Mapping[str, Any]) -> dict[str, _Raw]:
+def _flag_layer(flags: Mapping[str, Any], ignored: _Ignored) -> dict[str, _Raw]:
     layer: dict[str, _Raw] = {}
     for name, raw in flags.items():
-        if raw is not None:
-            setting = _lookup(name, raw)
-            layer[setting.key] = (raw, "flag", f"--{setting.env}")
+        if raw is None:
+            continue
+        key = unsupported_key(name)
+        if key is not None:
+            ignored.setdefault(key, []).append(f"--{key.replace('.', '_').upper()}")
+            continue
+        setting = _lookup(name, raw)
+        layer[setting.key] = (raw, "flag", f"--{setting.env}")
     return layer
 
 
-def _file_layer(path: Path, *, required: bool) -> dict[str, _Raw]:
+def _file_layer(path: Path, ignored: _Ignored, *, required: bool) -> dict[str, _Raw]:
     found: dict[str, Any] = {}
     unknown: list[str] = []
     _flatten(_read_yaml(path, required=required), "", found, unknown, path)
+    for key in [k for k in unknown if k in UNSUPPORTED]:
+        ignored.setdefault(key, []).append(str(path))
+        unknown.remove(key)
     if unknown:
         log.warning("%s: ignoring keys harper-agent does not use: %s", path, ", ".join(unknown))
     return {key: (raw, "file", str(path)) for key, raw in found.items()}
+
+
+def _warn_ignored(ignored: _Ignored) -> None:
+    """Log one warning per unsupported HarperDB setting given: where, and why it is ignored."""
+    for key, sources in ignored.items():
+        log.warning("%s (from %s) is ignored: %s", key, ", ".join(sources), UNSUPPORTED[key])
 
 
 def _flatten(

@@ -6,12 +6,19 @@ fatal, so `logging.level: notify` writes only those. Lines look like HarperDB's:
 
     2024-05-01T12:00:00.123Z [warn] [agent.replication.link]: message
 
+With `logging.format: json` each line is one JSON object instead, for log collectors:
+
+    {"time": "2024-05-01T12:00:00.123Z", "level": "warn", "logger": "agent", "message": "..."}
+
+plus "exception" (the traceback text) when the record carries one.
+
 Secrets never reach the log: a filter blanks passwords and Authorization credentials in
-case a caller formats a request into a message.
+case a caller formats a request into a message, and both formats blank them in tracebacks.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import re
@@ -82,21 +89,50 @@ class HarperFormatter(logging.Formatter):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
         return f"{stamp}.{int(record.msecs):03d}Z"
 
+    def formatException(self, ei) -> str:
+        """Return the traceback text with its credentials blanked."""
+        return redact(super().formatException(ei))
+
     def format(self, record: logging.LogRecord) -> str:
-        record.harper_level = _NAMES.get(record.levelno, record.levelname.lower())
+        record.harper_level = harper_level(record)
         return super().format(record)
+
+
+class JsonFormatter(HarperFormatter):
+    """Format records as one JSON object a line: time, level, logger, message, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": harper_level(record),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+FORMATTERS = {"text": HarperFormatter, "json": JsonFormatter}
+
+
+def harper_level(record: logging.LogRecord) -> str:
+    """Return HarperDB's name for the record's level ("warn" for WARNING)."""
+    return _NAMES.get(record.levelno, record.levelname.lower())
 
 
 def configure_logging(config: Config, *, stream: TextIO | None = None) -> Path:
     """Send the root logger to the log file (and stderr with logging.stdStreams); return the file.
 
     Calling it again replaces the handlers it installed before, so a restart in one process
-    (tests, init then run) does not double every line.
+    (tests, init then run) does not double every line, and a reload (SIGHUP) applies a new
+    level, path, stdStreams or format. The new handlers are opened before the old ones are
+    removed: when the new log cannot be opened (OSError), the old set stays in place.
     """
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_harper_agent", False)]:
-        root.removeHandler(handler)
-        handler.close()
     log_file = config.log_file
     # private from the first line: the log may quote records (an older file is tightened
     # with the rest of the root when the lock is taken, agent/lock.py)
@@ -108,14 +144,19 @@ def configure_logging(config: Config, *, stream: TextIO | None = None) -> Path:
     ]
     if config.get("logging.stdStreams"):
         handlers.append(logging.StreamHandler(stream or sys.stderr))
+    formatter = FORMATTERS[config.get("logging.format")]
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_harper_agent", False)]:
+        root.removeHandler(handler)
+        handler.close()
     for handler in handlers:
-        _install(root, handler)
+        _install(root, handler, formatter())
     root.setLevel(level_number(config.get("logging.level")))
     return log_file
 
 
-def _install(root: logging.Logger, handler: logging.Handler) -> None:
-    handler.setFormatter(HarperFormatter())
+def _install(root: logging.Logger, handler: logging.Handler, formatter: logging.Formatter) -> None:
+    handler.setFormatter(formatter)
     handler.addFilter(RedactFilter())
     handler._harper_agent = True  # type: ignore[attr-defined]  # marks ours for replacement
     root.addHandler(handler)

@@ -3,17 +3,24 @@
 Start order: lock the root, open storage, bootstrap users, start the HTTP listener, then
 replication. Stop order is the reverse, and storage closes last so every write that was
 accepted is committed before the process exits.
+
+Signals: SIGTERM and SIGINT stop the node; SIGHUP reloads logging and routes
+(agent/systemd/reload.py). Under systemd, READY=1, STOPPING=1 and watchdog pings go to
+$NOTIFY_SOCKET (agent/systemd/notify.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import signal
 import ssl
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.certs.keys import load_or_create_keys
@@ -28,6 +35,9 @@ from agent.ops.services import Services
 from agent.storage.store import Storage
 from agent.storage.system import CERTIFICATES, ROLES, SUPER_USER_ROLE, SYSTEM, USERS
 from agent.storage.writes import LocalTransaction, WriteOp
+
+if TYPE_CHECKING:
+    from agent.systemd.notify import Notifier
 
 log = logging.getLogger("agent")
 DEFAULT_ADMIN = "admin"
@@ -258,8 +268,17 @@ def initialize(config, admin_user: str | None = None, admin_password: str | None
         node.close()
 
 
-def serve(config, admin_user: str | None = None, admin_password: str | None = None) -> int:
-    """Run the node until SIGTERM or SIGINT; return the process exit code."""
+def serve(
+    config,
+    admin_user: str | None = None,
+    admin_password: str | None = None,
+    reload: Callable[[], Any] | None = None,
+) -> int:
+    """Run the node until SIGTERM or SIGINT; return the process exit code.
+
+    `reload` loads the settings again as `run` did (file, environment, the same flags); with
+    it, SIGHUP applies logging and routes live (agent/systemd/reload.py).
+    """
     from agent.logs import configure_logging
 
     configure_logging(config)
@@ -270,12 +289,44 @@ def serve(config, admin_user: str | None = None, admin_password: str | None = No
         print(f"harper-agent: {exc.message}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_serve(node, admin_user, admin_password))
+        return asyncio.run(_serve(node, admin_user, admin_password, reload))
     finally:
         node.close()
 
 
-async def _serve(node: Node, admin_user: str | None, admin_password: str | None) -> int:
+async def _serve(
+    node: Node,
+    admin_user: str | None,
+    admin_password: str | None,
+    reload: Callable[[], Any] | None = None,
+) -> int:
+    """Start the node, tell systemd, serve until a stop signal, then stop in order."""
+    from agent.systemd.notify import Notifier
+
+    notifier = Notifier()
+    # pinging from the first moment: systemd may arm the watchdog before READY=1
+    watchdog = notifier.start_watchdog()
+    stop = asyncio.Event()
+    hup = asyncio.Event()  # set by SIGHUP from now on, so an early one is kept, not fatal
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup.set)
+    try:
+        code = await _start(node, admin_user, admin_password, stop)
+        if code is not None:
+            return code
+        return await _run_until_stopped(node, notifier, stop, hup, reload)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        notifier.close()
+
+
+async def _start(
+    node: Node, admin_user: str | None, admin_password: str | None, stop: asyncio.Event
+) -> int | None:
+    """Open, prepare and start the node; return an exit code if it cannot serve, else None.
+
+    SIGTERM and SIGINT set `stop` from the moment the services exist.
+    """
     started = time.monotonic()
     await asyncio.to_thread(node.open_storage)
     generated = node.bootstrap(admin_user, admin_password)
@@ -288,7 +339,6 @@ async def _serve(node: Node, admin_user: str | None, admin_password: str | None)
         print(f"harper-agent: {exc.message}", file=sys.stderr)
         return 2
     node.build_services()
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -297,15 +347,23 @@ async def _serve(node: Node, admin_user: str | None, admin_password: str | None)
     except OSError as exc:
         print(f"harper-agent: cannot listen: {exc}", file=sys.stderr)
         return 1
+    _announce_serving(node, (time.monotonic() - started) * 1000)
+    return None
+
+
+def _serving_address(node: Node) -> str:
     where = node.config.listener("operationsApi.network.port")
-    address = f"http://{where[0]}:{where[1]}" if where else "(TLS only)"
-    ready = (time.monotonic() - started) * 1000
+    return f"http://{where[0]}:{where[1]}" if where else "(TLS only)"
+
+
+def _announce_serving(node: Node, ready_ms: float) -> None:
+    address = _serving_address(node)
     log.warning(
         "harper-agent %s node %s serving on %s (ready in %.0f ms)",
         __version__,
         node.name,
         address,
-        ready,
+        ready_ms,
     )
     if not node.config.get("logging.stdStreams"):
         # one line for whoever started us in a terminal; the rest goes to the log file
@@ -314,7 +372,27 @@ async def _serve(node: Node, admin_user: str | None, admin_password: str | None)
             file=sys.stderr,
             flush=True,
         )
+
+
+async def _run_until_stopped(
+    node: Node,
+    notifier: Notifier,
+    stop: asyncio.Event,
+    hup: asyncio.Event,
+    reload: Callable[[], Any] | None,
+) -> int:
+    """Say READY to systemd, reload on SIGHUP, and stop in order on SIGTERM or SIGINT."""
+    from agent.config import load_config
+    from agent.systemd.reload import Reloader, reload_forever
+
+    if reload is None:  # not from `run`: the same file and the environment, no flags
+        reload = functools.partial(load_config, node.config.root, node.config.config_path)
+    reloader = Reloader(node.config, reload, node.replicator)
+    reloads = asyncio.create_task(reload_forever(hup, reloader, notifier))
+    notifier.ready(f"node {node.name} serving on {_serving_address(node)}")
     await stop.wait()
+    notifier.stopping()
     log.warning("stopping: finishing in-flight requests and writes")
+    reloads.cancel()
     await node.stop()
     return 0

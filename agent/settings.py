@@ -187,11 +187,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Also write the log to standard error (useful under systemd or in a container).",
     ),
     Setting(
-        "logging.auditLog",
-        "bool",
-        True,
-        "Record every transaction in the audit (transaction) log that peers resume "
-        "replication from.",
+        "logging.format",
+        "enum",
+        "text",
+        "Log line format: text (`<time> [<level>] [<logger>]: <message>`, as HarperDB) or json "
+        "(one object a line: time, level, logger, message, exception), for log collectors.",
+        choices=("text", "json"),
     ),
     Setting(
         "logging.auditRetention",
@@ -304,20 +305,6 @@ SETTINGS: tuple[Setting, ...] = (
         "path",
         None,
         "PEM CA trusted for replication peers, loaded like tls.certificateAuthority.",
-    ),
-    Setting(
-        "replication.shard",
-        "int",
-        None,
-        "Shard number of this node (sharded databases).",
-        minimum=0,
-    ),
-    Setting(
-        "replication.replicateTo",
-        "int",
-        None,
-        "Number of other nodes each write is sent to; empty means all.",
-        minimum=0,
     ),
     Setting(
         "replication.compression",
@@ -681,3 +668,21 @@ _PARSERS = {
     "routes": _parse_routes,
     "list": _parse_list,
 }
+
+
+# HarperDB settings harper-agent accepts and ignores, each with the reason given in the one
+# warning logged when a config file, the environment or a flag sets one. Not in SETTINGS: no
+# help, no default file entry, no man page, until they do something here.
+UNSUPPORTED: dict[str, str] = {
+    "replication.shard": "harper-agent does not shard: every node that replicates a database "
+    "holds all of it",
+    "replication.replicateTo": "harper-agent does not shard: each write reaches every node "
+    "that replicates its database",
+    "logging.auditLog": "the transaction (audit) log is always kept: replication resumes from it",
+}
+UNSUPPORTED_BY_ENV: dict[str, str] = {key.replace(".", "_").upper(): key for key in UNSUPPORTED}
+
+
+def unsupported_key(name: str) -> str | None:
+    """Return the dotted key of an unsupported HarperDB setting named by key or env name."""
+    return name if name in UNSUPPORTED else UNSUPPORTED_BY_ENV.get(name)

@@ -1,1 +1,1 @@
-"""The systemd unit that `harper-agent install-service` installs."""
+"""The agent as a systemd service: the unit template, sd_notify, and reload on SIGHUP."""

@@ -7,7 +7,7 @@ import os
 import stat
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from agent import cli as agent_cli
 from agent.config import CONFIG_FILE_NAME, Config, render_config
 from agent.errors import ConfigError
 from agent.settings import SETTINGS
+from agent.systemd.unit import render_unit, service_command
 
 
 class FakeNode(types.ModuleType):
@@ -35,8 +36,16 @@ class FakeNode(types.ModuleType):
         if self.error:
             raise self.error
 
-    def serve(self, config: Config, *, admin_user: str, admin_password: str | None) -> int:
+    def serve(
+        self,
+        config: Config,
+        *,
+        admin_user: str,
+        admin_password: str | None,
+        reload: Callable[[], Config] | None = None,
+    ) -> int:
         self.calls.append(("serve", config, admin_user, admin_password))
+        self.reload = reload
         if self.error:
             raise self.error
         return self.serve_code
@@ -188,6 +197,90 @@ def test_run_admin_from_env(node: FakeNode, tmp_path: Path) -> None:
     assert node.calls[0][2:] == ("root", "pw")
 
 
+def test_run_on_an_empty_root_writes_the_default_config_with_flags(
+    node: FakeNode, tmp_path: Path
+) -> None:
+    root = tmp_path / "fresh"
+    args = ["run", "--root", str(root), "--REPLICATION_HOSTNAME", "node1"]
+    result = invoke(*args, "--LOGGING_FORMAT", "json", env={"REPLICATION_PORT": "9930"})
+    assert result.exit_code == 0, result.output
+    path = root / CONFIG_FILE_NAME
+    text = path.read_text()
+    for setting in SETTINGS:  # every key, commented, as init writes it
+        assert f"[{setting.env}]" in text, setting.key
+    data = yaml.safe_load(text)
+    assert data["replication"]["hostname"] == "node1"
+    assert data["logging"]["format"] == "json"
+    assert data["replication"]["port"] is None  # as init: flags are recorded, not the env
+    assert data["rootPath"] is None
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_run_keeps_an_existing_config_file(node: FakeNode, tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE_NAME
+    path.write_text("replication: {hostname: kept}\n")
+    invoke("run", "--root", str(tmp_path), "--REPLICATION_HOSTNAME", "other")
+    assert path.read_text() == "replication: {hostname: kept}\n"
+
+
+def test_run_prompts_for_the_admin_on_a_terminal_for_a_new_root(
+    node: FakeNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent_cli, "_stdin_is_tty", lambda: True)
+    result = invoke("run", "--root", str(tmp_path), input="carol\ns3cret\ns3cret\n")
+    assert result.exit_code == 0, result.output
+    assert node.calls[0][2:] == ("carol", "s3cret")
+    assert "Admin password" in result.output and "s3cret" not in result.output
+
+
+def test_run_does_not_prompt_for_a_root_that_has_users(
+    node: FakeNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "database").mkdir()
+    (tmp_path / "database" / "system.sqlite").write_bytes(b"")
+    monkeypatch.setattr(agent_cli, "_stdin_is_tty", lambda: True)
+    result = invoke("run", "--root", str(tmp_path), input="")
+    assert result.exit_code == 0, result.output
+    assert "Admin" not in result.output
+    assert node.calls[0][2:] == ("admin", None)
+
+
+def test_run_without_a_terminal_leaves_the_password_to_be_generated(
+    node: FakeNode, tmp_path: Path
+) -> None:
+    result = invoke("run", "--root", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert node.calls[0][2:] == ("admin", None)
+
+
+def test_run_help_says_what_happens_without_a_password() -> None:
+    output = " ".join(invoke("run", "--help").output.split())
+    assert "prompted on a terminal, else generated and printed once" in output
+    assert "SIGHUP" in output and "READY=1" in output
+
+
+def test_run_hands_the_node_a_reload_that_reads_file_env_and_flags(
+    node: FakeNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoke("run", "--root", str(tmp_path), "--REPLICATION_HOSTNAME", "node1")
+    path = tmp_path / CONFIG_FILE_NAME
+    path.write_text("logging: {level: debug}\nreplication: {hostname: from-file}\n")
+    monkeypatch.setenv("LOGGING_FORMAT", "json")
+    fresh = node.reload()
+    assert fresh.get("logging.level") == "debug"
+    assert fresh.get("logging.format") == "json"
+    assert fresh.get("replication.hostname") == "node1"  # the original flag still wins
+    path.write_text("logging: {level: loud}\n")
+    with pytest.raises(ConfigError, match="logging.level"):
+        node.reload()
+
+
+def test_enum_flags_name_their_value() -> None:
+    output = invoke("run", "--help").output
+    assert "--LOGGING_LEVEL LEVEL" in output
+    assert "--LOGGING_FORMAT FORMAT" in output
+
+
 # --- config errors: one line, exit code 2 ---
 
 
@@ -295,13 +388,15 @@ def test_init_prompts_only_for_the_password_when_the_user_is_given(
 # --- install-service ---
 
 
-def test_unit_template_is_a_simple_restarting_service() -> None:
-    unit = agent_cli.render_unit(Path("/var/lib/harper-agent"), "harper-agent")
-    assert "Type=simple" in unit
-    assert "ExecStart=harper-agent run --root /var/lib/harper-agent" in unit
-    assert "Restart=on-failure" in unit
-    assert "LimitNOFILE=" in unit
-    assert "User=harper-agent" in unit
+def test_unit_template_is_a_notify_service_with_a_watchdog() -> None:
+    unit = render_unit(Path("/var/lib/harper-agent"), "harper-agent", ["/usr/bin/ha"])
+    lines = unit.splitlines()
+    for line in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30s", "Restart=on-failure"):
+        assert line in lines, line
+    assert "ExecStart=/usr/bin/ha run --root /var/lib/harper-agent" in lines
+    assert "Type=simple" not in unit
+    assert "LimitNOFILE=65536" in lines
+    assert "User=harper-agent" in lines
     assert "/health" in unit
 
 
@@ -314,14 +409,68 @@ def test_install_service_dry_run_substitutes_root_and_user() -> None:
     assert "/var/lib/harper-agent" not in result.output
 
 
+def test_install_service_execstart_is_an_absolute_program(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["pytest"])  # not the harper-agent script
+    result = invoke("install-service", "--root", "/srv/h", "--dry-run")
+    exec_start = next(line for line in result.output.splitlines() if line.startswith("ExecStart="))
+    program = exec_start.removeprefix("ExecStart=").split()[0]
+    assert Path(program).is_absolute() and os.access(program, os.X_OK), exec_start
+    assert exec_start.endswith(" -m agent run --root /srv/h"), exec_start
+
+
+def test_service_command_is_the_running_script_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "bin" / "harper-agent"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["bin/harper-agent", "install-service"])
+    assert service_command() == [str(script.resolve())]
+
+
+def test_service_command_without_the_script_is_python_dash_m_agent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["/somewhere/agent/__main__.py"])
+    command = service_command()
+    assert command[1:] == ["-m", "agent"]
+    assert Path(command[0]).is_absolute()
+    assert Path(command[0]) == Path(sys.executable).absolute()  # not resolved out of the venv
+
+
+def test_render_unit_refuses_a_bare_program_name() -> None:
+    with pytest.raises(ValueError, match="absolute program path"):
+        render_unit(Path("/srv/h"), "hdb", ["harper-agent"])
+
+
+def test_execstart_quotes_and_escapes_a_program_path() -> None:
+    unit = render_unit(Path("/srv/h"), "hdb", ["/opt/my venv/bin/py%1", "-m", "agent"])
+    assert 'ExecStart="/opt/my venv/bin/py%%1" -m agent run --root /srv/h\n' in unit
+
+
 def test_install_service_uses_the_full_executable_path() -> None:
-    unit = agent_cli.render_unit(Path("/srv/h"), "hdb", "/opt/venv/bin/harper-agent")
+    unit = render_unit(Path("/srv/h"), "hdb", ["/opt/venv/bin/harper-agent"])
     assert "ExecStart=/opt/venv/bin/harper-agent run --root /srv/h\n" in unit
 
 
 def test_install_service_under_home_lifts_protect_home() -> None:
-    unit = agent_cli.render_unit(Path("/home/me/harper"), "me")
+    unit = render_unit(Path("/home/me/harper"), "me", ["/usr/bin/harper-agent"])
     assert "ProtectHome=no" in unit
+
+
+def test_a_program_under_home_is_made_readable() -> None:
+    unit = render_unit(Path("/srv/h"), "hdb", ["/home/me/venv/bin/harper-agent"])
+    assert "ProtectHome=read-only\n" in unit
+
+
+def test_install_service_refuses_a_root_with_blanks() -> None:
+    result = invoke("install-service", "--root", "/srv/my data", "--dry-run")
+    assert result.exit_code == 2
+    assert "--root" in result.output and "blanks" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_install_service_writes_the_unit_and_prints_next_steps(tmp_path: Path) -> None:
@@ -331,6 +480,8 @@ def test_install_service_writes_the_unit_and_prints_next_steps(tmp_path: Path) -
     assert " run --root /srv/h\n" in unit
     assert "systemctl daemon-reload" in result.output
     assert "systemctl enable --now harper-agent" in result.output
+    init_step = next(line for line in result.output.splitlines() if " init --root " in line)
+    assert init_step.split()[3].startswith("/"), init_step  # sudo -u USER /abs/program ...
 
 
 def test_main_is_the_console_script() -> None:

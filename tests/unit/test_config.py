@@ -146,6 +146,60 @@ def test_unknown_keys_warn_once_and_do_not_fail(
     assert "replication.mtls" in warnings[0]
 
 
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_unsupported_harperdb_key_in_the_file_warns_why_and_is_no_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, "replication: {shard: 1, port: 9930}\nlogging: {auditLog: false}\n")
+    with caplog.at_level(logging.WARNING, logger="agent.config"):
+        config = load(tmp_path)
+    assert config.get("replication.port") == 9930
+    assert sorted(warnings_of(caplog)) == [
+        f"logging.auditLog (from {path}) is ignored: the transaction (audit) log is always "
+        "kept: replication resumes from it",
+        f"replication.shard (from {path}) is ignored: harper-agent does not shard: every node "
+        "that replicates a database holds all of it",
+    ]
+    with pytest.raises(KeyError):
+        config.get("replication.shard")
+
+
+def test_unsupported_key_from_env_and_flags_warns_once_naming_every_source(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, "replication:\n  replicateTo: 2\n")
+    env = {"REPLICATION_REPLICATETO": "3", "LOGGING_AUDITLOG": ""}  # empty: not set
+    flags = {"REPLICATION_REPLICATETO": "4", "logging.auditLog": None}  # None: not given
+    with caplog.at_level(logging.WARNING, logger="agent.config"):
+        load(tmp_path, env=env, flags=flags)
+    (warning,) = warnings_of(caplog)
+    assert warning.startswith(
+        f"replication.replicateTo (from {path}, environment REPLICATION_REPLICATETO, "
+        "--REPLICATION_REPLICATETO) is ignored: harper-agent does not shard"
+    )
+
+
+def test_unsupported_key_as_a_dotted_flag(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="agent.config"):
+        load(tmp_path, flags={"logging.auditLog": "false", "LOGGING_LEVEL": "info"})
+    (warning,) = warnings_of(caplog)
+    assert warning.startswith("logging.auditLog (from --LOGGING_AUDITLOG) is ignored: ")
+
+
+def test_unsupported_keys_are_not_unknown_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "replication: {shard: 1, mtls: true}\n")
+    with caplog.at_level(logging.WARNING, logger="agent.config"):
+        load(tmp_path)
+    unknown, shard = warnings_of(caplog)
+    assert unknown.endswith("ignoring keys harper-agent does not use: replication.mtls")
+    assert shard.startswith("replication.shard (from ")
+
+
 def test_empty_file_and_empty_sections_are_fine(tmp_path: Path) -> None:
     write(tmp_path, "replication:\n")
     assert load(tmp_path).get("replication.port") is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,6 +15,8 @@ from agent.settings import (
     BY_ENV,
     BY_KEY,
     SETTINGS,
+    UNSUPPORTED,
+    UNSUPPORTED_BY_ENV,
     Setting,
     default_text,
     format_duration,
@@ -20,6 +24,7 @@ from agent.settings import (
     format_value,
     parse_listen,
     parse_value,
+    unsupported_key,
 )
 
 REQUIRED_KEYS = """
@@ -27,12 +32,12 @@ rootPath operationsApi.network.host operationsApi.network.port operationsApi.net
 operationsApi.network.maxBodySize operationsApi.network.timeout
 operationsApi.network.keepAliveTimeout operationsApi.tls.certificate operationsApi.tls.privateKey
 operationsApi.tls.certificateAuthority authentication.operationTokenTimeout
-authentication.refreshTokenTimeout logging.level logging.path logging.stdStreams logging.auditLog
+authentication.refreshTokenTimeout logging.level logging.path logging.stdStreams
 logging.auditRetention storage.path storage.writeAsync tls.certificate tls.privateKey
 tls.certificateAuthority replication.hostname replication.url replication.host replication.port
 replication.securePort replication.routes replication.databases replication.enableRootCAs
-replication.certificate replication.privateKey replication.certificateAuthority replication.shard
-replication.replicateTo replication.compression replication.pingInterval replication.pingTimeout
+replication.certificate replication.privateKey replication.certificateAuthority
+replication.compression replication.pingInterval replication.pingTimeout
 replication.stallTimeout replication.copyTimeout replication.maxPayload replication.retryInterval
 replication.failOver replication.copyChunkRecords
 """.split()
@@ -114,7 +119,6 @@ def test_every_default_parses(setting: Setting) -> None:
         ("authentication.refreshTokenTimeout", 30 * 86400.0),
         ("logging.level", "warn"),
         ("logging.stdStreams", False),
-        ("logging.auditLog", True),
         ("logging.auditRetention", 3 * 86400.0),
         ("storage.writeAsync", False),
         ("replication.routes", []),
@@ -295,7 +299,7 @@ def test_empty_value_for_a_setting_with_a_default_is_an_error() -> None:
 def test_int() -> None:
     assert parse("replication.copyChunkRecords", "250") == 250
     assert parse("replication.copyChunkRecords", 250) == 250
-    assert parse("replication.shard", None) is None
+    assert parse_value(Setting("x.count", "int", None, "A count."), None, "test") is None
     assert "whole number" in reason("replication.copyChunkRecords", "1.5")
     assert "at least 1" in reason("replication.copyChunkRecords", 0)
 
@@ -432,3 +436,87 @@ def test_durations_round_trip_through_the_file_form(ms: int) -> None:
 def test_sizes_round_trip_through_the_file_form(size: int) -> None:
     setting = BY_KEY["replication.maxPayload"]
     assert parse_value(setting, format_value(setting, size), "test") == size
+
+
+# --- every setting is read by some code; unsupported HarperDB keys are not settings ---
+
+AGENT = Path(__file__).resolve().parents[2] / "agent"
+
+
+def _string_constants(path: Path) -> set[str]:
+    """Return the string literals of a module (f-string parts included, docstrings not)."""
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    }
+
+
+READERS = {
+    path.relative_to(AGENT).as_posix(): _string_constants(path)
+    for path in sorted(AGENT.rglob("*.py"))
+    if path.name != "settings.py"  # the table itself names every key
+}
+
+
+def _readers_of(key: str) -> list[str]:
+    """Return the modules that name `key` whole, or as two literals of one module.
+
+    Code reads a setting as `config.get("replication.pingInterval")`, `config.listener(...)`,
+    `config.path(...)`, or composes the key from a prefix and a name (`network + "timeout"`,
+    `f"{prefix}.certificate"` over a tuple of prefixes). A key counts as read when a module
+    holds the key as one literal, or holds two literals that are the key's two halves. Only
+    whole literals count, so a message quoting a key ("...(replication.copyTimeout)") or a
+    docstring does not. Why this and not recording Config.get calls of a running agent: a
+    recorded run sees only the branches that run took (TLS keys only with a TLS listener,
+    copyTimeout only during a copy, verify keys only when a verify runs), so it would need a
+    cluster exercising every feature to be right; the literals are there whichever branch runs.
+    """
+    found = []
+    for module, constants in READERS.items():
+        halves = any(key[:i] in constants and key[i:] in constants for i in range(1, len(key)))
+        if key in constants or halves:
+            found.append(module)
+    return found
+
+
+def test_the_scan_finds_plain_and_composed_reads() -> None:
+    assert "node.py" in _readers_of("operationsApi.network.maxBodySize")  # network + "..."
+    assert "certs/setup.py" in _readers_of("operationsApi.tls.privateKey")  # f"{prefix}..."
+    assert "replication/replicator.py" in _readers_of("replication.pingInterval")
+    assert _readers_of("replication.noSuchKey") == []
+    # core/subscription.py quotes it in a message; replicator.py reads it
+    assert _readers_of("replication.copyTimeout") == ["replication/replicator.py"]
+    for key in UNSUPPORTED:  # what the table held, read by nothing, before issue 10
+        assert _readers_of(key) == [], key
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.key)
+def test_every_setting_is_read_by_some_code(setting: Setting) -> None:
+    assert _readers_of(setting.key), (
+        f"{setting.key} is in the settings table but no agent module reads it: wire it, or "
+        "take it out of the table (and into settings.UNSUPPORTED if HarperDB has it)"
+    )
+
+
+def test_unsupported_harperdb_keys_are_not_settings_and_say_why() -> None:
+    assert set(UNSUPPORTED) == {"replication.shard", "replication.replicateTo", "logging.auditLog"}
+    assert not set(UNSUPPORTED) & set(BY_KEY)
+    assert not set(UNSUPPORTED_BY_ENV) & set(BY_ENV)
+    for key, why in UNSUPPORTED.items():
+        assert len(why) > 20, key
+    assert UNSUPPORTED_BY_ENV["REPLICATION_REPLICATETO"] == "replication.replicateTo"
+    assert unsupported_key("LOGGING_AUDITLOG") == unsupported_key("logging.auditLog")
+    assert unsupported_key("logging.auditLog") == "logging.auditLog"
+    assert unsupported_key("LOGGING_LEVEL") is None
