@@ -133,6 +133,7 @@ class Node:
             raise AgentError(f"{path}: {exc}") from None
         for spec in declared:
             db = self.storage.create_sync(spec.database, exists_ok=True)
+            _warn_if_declared_differently(path, spec, db.catalog.get(spec.table))
             info = TableInfo(spec.database, spec.table, spec.primary_key, spec.replicate, True)
             for attr in spec.attributes:
                 info.attributes[attr["name"]] = Attribute(
@@ -237,6 +238,34 @@ class Node:
             self.storage.close()
             self.storage = None
         self.lock.release()
+
+
+def _warn_if_declared_differently(path, spec, existing) -> None:
+    """Say when schema.graphql declares an existing table otherwise: it is not changed."""
+    if existing is None:
+        return
+    where = f"{path}: {spec.database}.{spec.table}"
+    if existing.primary_key != spec.primary_key:
+        log.warning(
+            "%s declares primary key %s, but the table exists with %s: not changed "
+            "(drop and re-create the table to change it)",
+            where,
+            spec.primary_key,
+            existing.primary_key,
+        )
+    unindexed = [
+        a["name"]
+        for a in spec.attributes
+        if a.get("indexed")
+        and a["name"] != spec.primary_key
+        and not getattr(existing.attributes.get(a["name"]), "indexed", False)
+    ]
+    if unindexed:
+        log.warning(
+            "%s declares %s @indexed, but the existing table does not index them: not changed",
+            where,
+            ", ".join(unindexed),
+        )
 
 
 def _differs(old: dict | None, new: dict) -> bool:

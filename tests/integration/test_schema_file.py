@@ -81,3 +81,23 @@ def test_a_good_schema_file_creates_its_tables(agent_factory):
     tables = agent.op({"operation": "describe_database", "database": "dev"})
     assert sorted(tables) == ["Local", "dog"]  # the commented-out Cat is not a table
     agent.op({"operation": "insert", "database": "dev", "table": "dog", "records": [{"id": 1}]})
+
+
+def test_declaring_an_existing_table_otherwise_is_said_not_done(agent_factory):
+    agent = agent_factory("changed", start=False)
+    agent.root.mkdir(parents=True)
+    (agent.root / "schema.graphql").write_text(GOOD)
+    agent.start()
+    assert agent.stop() == 0
+    changed = GOOD.replace("id: ID! @primaryKey", "id: ID!").replace(
+        "age: Int", "age: Int @primaryKey"
+    )
+    (agent.root / "schema.graphql").write_text(
+        changed.replace("age: Int @primaryKey", "age: Int @primaryKey\n  name: String @indexed")
+    )
+    agent.start()
+    log = (agent.root / "log" / "hdb.log").read_text()
+    assert "dev.dog declares primary key age, but the table exists with id: not changed" in log
+    assert "dev.dog declares name @indexed, but the existing table does not index them" in log
+    dog = agent.op({"operation": "describe_table", "database": "dev", "table": "dog"})
+    assert dog["hash_attribute"] == "id"
