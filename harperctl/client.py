@@ -1,18 +1,23 @@
 """The operations API client: the only harperctl module that imports `requests`.
 
 `Client.call` POSTs one operation as JSON to `/` and returns the parsed answer, or raises
-the `harperctl.errors` error for what went wrong. The network sits behind a `Transport`
-seam (as httpx's transports): tests hand `Client` a fake, or replace `new_transport`.
+the `harperctl.errors` error for what went wrong. `Client.stream` does the same but reads
+the answer as it arrives: a long JSON array item by item (`jsonstream`), or its bytes
+unchanged. The network sits behind a `Transport` seam (as httpx's transports): tests hand
+`Client` a fake, or replace `new_transport`. A transport without `open` (no streaming) is
+read whole and handed out as one piece.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http
 import json
 import re
 import ssl
 import warnings
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import requests
@@ -26,6 +31,7 @@ from harperctl.errors import (
     UsageError,
     error_for_status,
 )
+from harperctl.jsonstream import ArrayItems, NotAnArray
 
 
 class Transport(Protocol):
@@ -42,6 +48,63 @@ class Transport(Protocol):
     ) -> tuple[int, dict[str, str], bytes]:
         """Send the request and return (status, headers, body)."""
         ...
+
+
+class Reply(Protocol):
+    """An answer whose body is read piece by piece (what `open` returns)."""
+
+    status: int
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the body's bytes as they arrive."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection, read to the end or not."""
+        ...
+
+
+class WholeReply:
+    """A reply whose body was read at once: one piece."""
+
+    def __init__(self, status: int, content: bytes) -> None:
+        self.status = status
+        self._content = content
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the whole body."""
+        yield self._content
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+CHUNK_BYTES = 1 << 16
+
+
+class RequestsReply:
+    """A streamed `requests` response."""
+
+    def __init__(self, response: requests.Response, url: str, timeout: float) -> None:
+        self.status = response.status_code
+        self._response = response
+        self._url = url
+        self._timeout = timeout
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the body as it arrives; a connection that breaks off is ConnectionFailed."""
+        try:
+            yield from self._response.iter_content(CHUNK_BYTES)
+        except requests.exceptions.ChunkedEncodingError as exc:
+            reason = _short_reason(exc)
+            raise ConnectionFailed(f"the answer from {self._url} broke off: {reason}") from exc
+        except requests.RequestException as exc:
+            error = translate_requests_error(exc, self._url, self._timeout)
+            raise error.annotate(f"the answer from {self._url} broke off") from exc
+
+    def close(self) -> None:
+        """Close the response (its connection goes back to the pool only if read to the end)."""
+        self._response.close()
 
 
 class RequestsTransport:
@@ -70,6 +133,32 @@ class RequestsTransport:
         except requests.RequestException as exc:
             raise translate_requests_error(exc, url, timeout) from exc
         return response.status_code, dict(response.headers), response.content
+
+    def open(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout: float,
+        verify: bool | str,
+    ) -> Reply:
+        """Send the request and return the reply once its headers arrived."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", InsecureRequestWarning)
+                response = self._session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=body,
+                    timeout=timeout,
+                    verify=verify,
+                    stream=True,
+                )
+        except requests.RequestException as exc:
+            raise translate_requests_error(exc, url, timeout) from exc
+        return RequestsReply(response, url, timeout)
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -152,6 +241,19 @@ class Client:
         status, _, content = self._send("POST", self.url + "/", headers, body)
         return _parse_answer(status, content)
 
+    @contextlib.contextmanager
+    def stream(self, operation: dict[str, Any]) -> Iterator[Streamed]:
+        """POST `operation` and yield its 2xx answer to read as it arrives (errors raise)."""
+        body = json.dumps(operation).encode()
+        headers = {**self._headers(), "Content-Type": "application/json"}
+        reply = self._open("POST", self.url + "/", headers, body)
+        try:
+            if not 200 <= reply.status < 300:
+                _parse_answer(reply.status, b"".join(self._guarded(reply.chunks())))
+            yield Streamed(reply.status, self._guarded(reply.chunks()))
+        finally:
+            reply.close()
+
     def health(self) -> dict[str, Any]:
         """GET /health (no credentials needed) and return its answer as a dict."""
         status, _, content = self._send("GET", self.url + "/health", self._headers(), b"")
@@ -173,6 +275,32 @@ class Client:
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         return headers
 
+    def _open(self, method: str, url: str, headers: dict[str, str], body: bytes) -> Reply:
+        """Start a request on the transport's `open`, else read it whole with `request`."""
+        open_reply = getattr(self.transport, "open", None)
+        if open_reply is None:
+            status, _, content = self._send(method, url, headers, body)
+            return WholeReply(status, content)
+        try:
+            return open_reply(
+                method=method,
+                url=url,
+                headers=headers,
+                body=body,
+                timeout=self.timeout,
+                verify=self.verify,
+            )
+        except OSError as exc:
+            raise _connection_error(exc, self.url, self.timeout) from exc
+
+    def _guarded(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """Yield `chunks`, turning an OSError while reading into ConnectionFailed."""
+        try:
+            yield from chunks
+        except OSError as exc:
+            error = _connection_error(exc, self.url, self.timeout)
+            raise error.annotate(f"the answer from {self.url} broke off") from exc
+
     def _send(
         self, method: str, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
@@ -187,6 +315,51 @@ class Client:
             )
         except OSError as exc:
             raise _connection_error(exc, self.url, self.timeout) from exc
+
+
+class Streamed:
+    """A 2xx answer being read: `batches()` for a JSON array, `raw()` or `value()` for any."""
+
+    def __init__(self, status: int, chunks: Iterator[bytes]) -> None:
+        self.status = status
+        self.content = b""
+        self._chunks = chunks
+        self._head = b""
+        for chunk in chunks:  # peek at the first byte that is not white space
+            self._head += chunk
+            if self._head.strip():
+                break
+
+    @property
+    def is_array(self) -> bool:
+        """Return True when the answer is a JSON array (it starts with "[")."""
+        return self._head.lstrip()[:1] == b"["
+
+    def raw(self) -> Iterator[bytes]:
+        """Yield the answer's bytes unchanged, as they arrive."""
+        if self._head:
+            yield self._head
+        yield from self._chunks
+
+    def batches(self) -> Iterator[list[Any]]:
+        """Yield the items of a JSON array answer, a list per piece that completes some."""
+        decoder = ArrayItems()
+        try:
+            for chunk in self.raw():
+                items = decoder.feed(chunk)
+                if items:
+                    yield items
+            items = decoder.close()
+        except NotAnArray as exc:
+            message = f"the agent's answer is not a JSON array: {exc}"
+            raise AgentFailed(message, status=self.status) from None
+        if items:
+            yield items
+
+    def value(self) -> Any:
+        """Read the rest and return the whole answer parsed (its bytes stay in `content`)."""
+        self.content = b"".join(self.raw())
+        return _parse_answer(self.status, self.content)
 
 
 def _connection_error(exc: OSError, url: str, timeout: float) -> ConnectionFailed:

@@ -9,6 +9,10 @@ The mini-syntax, one condition per --where:
 
 A VALUE is JSON when it parses as JSON (30, 2.5, true, false, null, "quoted text"), else
 the text itself, stripped: so age>=30 compares with the number 30 and name="30" with text.
+What does not parse is a UsageError naming the condition and the operators, never a guess:
+an empty VALUE, and a VALUE that starts with an operator character (= ! < > ~ ^ $), which
+is how `name==Penny`, `age=>3`, `age=<3`, `age<>3` and `a!==1` would otherwise be read
+(as equals "=Penny", ...). Such a value is written as JSON: name="=x".
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ OPERATORS = {
     "$": "ends_with",
 }
 COMPARATORS = frozenset(OPERATORS.values()) | {"between"}
+OPERATOR_HELP = "=  !=  >  >=  <  <=   ~ (contains)  ^ (starts_with)  $ (ends_with)"
+ACCEPTED = (
+    "operators: = != > >= < <= ~ (contains) ^ (starts_with) $ (ends_with); "
+    "or ATTR=COMPARATOR:VALUE, or ATTR between LO,HI"
+)
+_OPERATOR_CHARS = "=!<>~^$"
 
 _ATTRIBUTE = r"(?P<attribute>[^\s=!<>~^$]+)"
 _BETWEEN = re.compile(rf"^\s*{_ATTRIBUTE}\s+between\s+(?P<value>.+?)\s*$", re.IGNORECASE)
@@ -58,12 +68,27 @@ def parse_where(text: str) -> dict[str, Any]:
         return _condition(found["attribute"], "between", found["value"])
     found = _COMPARE.match(text)
     if not found:
-        raise UsageError(f"--where {text!r}: expected ATTR OP VALUE, e.g. 'age>=30'")
+        raise UsageError(f"--where {text!r}: expected ATTR OP VALUE, e.g. 'age>=30'; {ACCEPTED}")
+    _refuse_odd_value(text, found["op"], found["value"].strip())
     comparator, value = OPERATORS[found["op"]], found["value"].strip()
     named = _NAMED.match(value) if found["op"] == "=" else None
     if named and named["comparator"] in COMPARATORS:
         comparator, value = named["comparator"], named["value"]
     return _condition(found["attribute"], comparator, value)
+
+
+def _refuse_odd_value(text: str, op: str, value: str) -> None:
+    """Refuse an empty VALUE, and one that starts with an operator character ('==' etc.)."""
+    if not value:
+        raise UsageError(
+            f'--where {text!r}: no VALUE after {op!r} (an empty string is written ""); {ACCEPTED}'
+        )
+    stuck = len(value) - len(value.lstrip(_OPERATOR_CHARS))
+    if stuck:
+        raise UsageError(
+            f"--where {text!r}: {op + value[:stuck]!r} is not an operator; {ACCEPTED} "
+            f'(a VALUE starting with one of {_OPERATOR_CHARS} is written as JSON: "{value}")'
+        )
 
 
 def _condition(attribute: str, comparator: str, raw: str) -> dict[str, Any]:

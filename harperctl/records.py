@@ -1,5 +1,9 @@
 """Read records for insert/upsert/update, cut them into batches, and sum the answers.
 
+`merge_answers` makes the one --json answer of a write sent in several batches: the agent's
+own answer when there was one batch, else its fields merged: lists (the *_hashes) joined in
+batch order, numbers added, the message counting every record in the agent's words.
+
 A record file is a JSON array of objects, a single JSON object, or NDJSON (one object per
 line), told apart by its content. Problems are UsageErrors naming the line, raised before
 anything is sent.
@@ -111,6 +115,47 @@ def summarize(operation: str, results: Sequence[tuple[int, Any]]) -> str:
     if skipped:
         line += f"; skipped {sum(len(ids) for ids in skipped)}"
     return line
+
+
+def merge_answers(operation: str, results: Sequence[tuple[int, Any]]) -> Any:
+    """Return one answer for (records sent, answer) batches, shaped as a single answer."""
+    if len(results) == 1:
+        return results[0][1]
+    merged: dict[str, Any] = {}
+    for _, answer in results:
+        for name, value in (answer if isinstance(answer, dict) else {}).items():
+            merged[name] = _merge_value(merged.get(name), value)
+    sent = sum(count for count, _ in results)
+    written = sum(written_count(operation, answer, count) for count, answer in results)
+    noun = "record" if sent == 1 else "records"
+    merged.pop("message", None)
+    return {"message": f"{_PAST[operation]} {written} of {sent} {noun}", **merged}
+
+
+def _merge_value(before: Any, value: Any) -> Any:
+    """Return two batches' values of one field together: lists joined, numbers added."""
+    if before is None:
+        return list(value) if isinstance(value, list) else value
+    if isinstance(before, list) and isinstance(value, list):
+        return before + value
+    numbers = (int, float)
+    if isinstance(before, numbers) and isinstance(value, numbers):
+        if not isinstance(before, bool) and not isinstance(value, bool):
+            return before + value
+    return before
+
+
+def missing_ids(sent: Sequence[Any], answer: Any) -> list[Any]:
+    """Return the ids a delete answer says were not there (skipped_hashes, else not deleted)."""
+    if not isinstance(answer, dict):
+        return []
+    if isinstance(answer.get("skipped_hashes"), list):
+        return list(answer["skipped_hashes"])
+    deleted = answer.get("deleted_hashes")
+    if not isinstance(deleted, list):
+        return []
+    gone = {json.dumps(key) for key in deleted}
+    return [key for key in sent if json.dumps(key) not in gone]
 
 
 def coerce_ids(raw: Sequence[str], mode: str | None) -> list[str | int]:

@@ -21,3 +21,8 @@ def stdin_is_terminal() -> bool:
 def stderr_is_terminal() -> bool:
     """Return True when stderr is a terminal (progress bars go there)."""
     return _is_terminal(sys.stderr)
+
+
+def stdout_is_terminal() -> bool:
+    """Return True when stdout is a terminal: tables for people, else plain lines (TSV)."""
+    return _is_terminal(sys.stdout)

@@ -44,6 +44,12 @@ class TableRefType(click.ParamType):
             self.fail(f"expected DB.TABLE (e.g. data.{value or 'dog'}), got {value!r}", param, ctx)
         return TableRef(database, table)
 
+    def shell_complete(self, ctx: Any, param: Any, incomplete: str) -> list:
+        """Offer the agent's DB.TABLE names (commands.completion.complete_tables)."""
+        from harperctl.commands.completion import complete_tables  # avoids an import cycle
+
+        return complete_tables(ctx, incomplete)
+
 
 TABLE_REF = TableRefType()
 

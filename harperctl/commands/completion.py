@@ -38,6 +38,7 @@ Where to put it:
   fish  harperctl completion fish > ~/.config/fish/completions/harperctl.fish
 
 Open a new shell afterwards. Commands, subcommands, options and their choices complete.
+Table names (DB.TABLE) complete from the agent when it answers within a second.
 """
 
 

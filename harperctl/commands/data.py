@@ -20,18 +20,38 @@ from harperctl.commands._options import (
     table_argument,
 )
 from harperctl.errors import HarperctlError
-from harperctl.records import batches, coerce_ids, parse_records, summarize
+from harperctl.records import (
+    batches,
+    coerce_ids,
+    merge_answers,
+    missing_ids,
+    parse_records,
+    summarize,
+)
 
 WRITE_HELP = {
     "insert": "Insert new records. Records whose primary key exists are skipped.",
-    "upsert": "Insert or replace records. Records whose primary key exists are replaced.",
-    "update": "Update existing records. Each needs its primary key; missing ones are skipped.",
+    "upsert": (
+        "Insert or update records. A record whose primary key exists is merged into the "
+        "stored one: the attributes given replace theirs, the others are kept."
+    ),
+    "update": (
+        "Update existing records. Each needs its primary key; the attributes given replace "
+        "theirs, the others are kept; missing ones are skipped."
+    ),
 }
 SOURCE_HELP = (
     '\n\nRecords come from FILE, or from stdin when it is "-" or missing: a JSON array, one '
     "JSON object, or NDJSON (one object per line). They are sent --batch-size at a time, "
     "with a progress bar when stderr is a terminal."
+    "\n\nWith --json the output is one JSON object however many batches were sent: the "
+    "agent's answer for one batch; for several, its fields merged: the message counting "
+    "every record, the *_hashes lists (skipped_hashes too) joined in order."
 )
+
+
+class NotFound(HarperctlError):
+    """Some ids of a delete were not there (exit 1, after the answer was printed)."""
 
 
 def send_batches(
@@ -91,10 +111,9 @@ def write_command(operation: str) -> click.Command:
         """Send the records of SOURCE with `operation`; the help text is WRITE_HELP's."""
         text, name = read_input(source, "records")
         results = send_batches(app, operation, ref, parse_records(text, name), batch_size)
-        answers = [answer for _, answer in results]
         line = summarize(operation, results)
         app.emit(
-            answers if len(answers) > 1 else answers[0],
+            merge_answers(operation, results),
             lambda console, _: render.print_text(console, line),
         )
 
@@ -111,13 +130,23 @@ def delete(app: AppContext, ref: TableRef, ids: tuple[str, ...], id_mode: str | 
     """Delete records by primary key.
 
     An id made only of digits is sent as a number unless --string-ids is given.
+    Ids that are not there are named on stderr, and the exit code is then 1.
     """
-    body = {"operation": "delete", **ref.body(), "ids": coerce_ids(ids, id_mode)}
-    app.emit(app.call(body), render.print_message)
+    sent = coerce_ids(ids, id_mode)
+    answer = app.call({"operation": "delete", **ref.body(), "ids": sent})
+    app.emit(answer, render.print_message)
+    missing = missing_ids(sent, answer)
+    if missing:
+        shown = ", ".join(str(key) for key in missing)
+        raise NotFound(f"{len(missing)} of {len(sent)} ids not found in {ref}: {shown}")
 
 
 @click.command(
-    epilog=examples("harperctl get dev.dog 1 2", "harperctl get dev.dog 1 --attributes id,name")
+    epilog=examples(
+        "harperctl get dev.dog 1 2",
+        "harperctl get dev.dog 1 --attributes id,name --json",
+        "harperctl get dev.dog 1 | grep -c Penny",
+    )
 )
 @table_argument
 @id_options
@@ -133,7 +162,7 @@ def get(
     """Get records by primary key (search_by_id).
 
     Missing ids are left out of the answer. An id made only of digits is sent
-    as a number unless --string-ids is given.
+    as a number unless --string-ids is given. Records print as they arrive.
     """
     body = {
         "operation": "search_by_id",
@@ -141,7 +170,7 @@ def get(
         "ids": coerce_ids(ids, id_mode),
         "get_attributes": attributes,
     }
-    app.emit(app.call(body), render.print_answer)
+    app.emit_records(body)
 
 
 COMMANDS = [write_command("insert"), write_command("upsert"), write_command("update"), delete, get]

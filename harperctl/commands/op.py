@@ -35,12 +35,13 @@ def op(app: AppContext, operation_json: str) -> None:
     """Run any operation given as raw JSON; print the answer as JSON.
 
     The JSON comes from the argument, or from stdin when it is "-" or missing.
+    The answer prints as indented JSON in every output mode but jsonl (one line per item).
     """
     if operation_json == "-":
         text, source = read_input("-", "the operation")
     else:
         text, source = operation_json, "argument"
-    print_json(app.call(parse_operation(text, source)))
+    app.emit(app.call(parse_operation(text, source)), lambda _console, answer: print_json(answer))
 
 
 COMMANDS = [op]

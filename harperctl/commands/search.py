@@ -6,13 +6,12 @@ from typing import Any
 
 import click
 
-from harperctl import render
-from harperctl.commands._context import AppContext, pass_app
+from harperctl.commands._context import AppContext, pass_app, warn
 from harperctl.commands._options import TableRef, attributes_option, examples, table_argument
-from harperctl.conditions import parse_sort, parse_value, parse_where
-from harperctl.errors import UsageError
+from harperctl.conditions import OPERATOR_HELP, parse_sort, parse_value, parse_where
+from harperctl.errors import HarperctlError, UsageError
 
-HELP = """Search a table by value or by --where conditions.
+HELP = f"""Search a table by value or by --where conditions.
 
 \b
 With ATTRIBUTE VALUE: search_by_value; VALUE may hold * wildcards (name 'Jo*').
@@ -20,10 +19,17 @@ With --where (repeatable): search_by_conditions, all must hold (any with --or).
 
 \b
 A condition is ATTR OP VALUE with OP one of
-  =  !=  >  >=  <  <=   ~ (contains)  ^ (starts_with)  $ (ends_with)
+  {OPERATOR_HELP}
 or ATTR=COMPARATOR:VALUE naming a comparator (name=starts_with:Jo),
 or ATTR between LO,HI (inclusive).
-VALUE is JSON when it parses (30, true, null, "30"), else text.
+VALUE is JSON when it parses (30, true, null, "30"), else text; a VALUE
+that starts with one of = ! < > ~ ^ $ must be quoted JSON (name='"=x"'):
+'==', '=>', '<>' and the like are refused (exit 2), never guessed.
+
+\b
+A name in ATTRIBUTE, --where, --sort or --attributes that the table does
+not have is named in a warning on stderr (one describe_table call first).
+Records print as they arrive.
 """
 
 
@@ -59,6 +65,40 @@ def conditions_body(
     return body
 
 
+def named_attributes(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return (attribute, where it was named) for each attribute a search body names."""
+    named = []
+    if "attribute" in body:
+        named.append((body["attribute"], "ATTRIBUTE"))
+    named += [(condition["attribute"], "--where") for condition in body.get("conditions", [])]
+    if "sort" in body:
+        named.append((body["sort"]["attribute"], "--sort"))
+    named += [(name, "--attributes") for name in body["get_attributes"] if name != "*"]
+    return named
+
+
+def warn_unknown_attributes(app: AppContext, ref: TableRef, body: dict[str, Any]) -> None:
+    """Warn on stderr about each name the table does not have; skipped if describe fails."""
+    named = named_attributes(body)
+    if not named:
+        return
+    try:
+        description = app.call({"operation": "describe_table", **ref.body()})
+    except HarperctlError:
+        return
+    attributes = description.get("attributes") if isinstance(description, dict) else None
+    known = {item.get("attribute") for item in attributes or [] if isinstance(item, dict)}
+    if not known:
+        return
+    listed = ", ".join(sorted(str(name) for name in known))
+    for name, option in dict.fromkeys(named):
+        if name not in known:
+            warn(
+                f"harperctl: warning: {ref} has no attribute {name!r} ({option}); "
+                f"its attributes: {listed}"
+            )
+
+
 def _check_form(
     attribute: str | None, value: str | None, wheres: tuple[str, ...], paging: dict[str, Any]
 ) -> None:
@@ -79,6 +119,7 @@ def _check_form(
         "harperctl search dev.dog name 'Pen*'",
         "harperctl search dev.dog --where 'age>=3' --where 'name=starts_with:P' --sort age:desc",
         "harperctl search dev.dog --where 'age between 2,5' --or --where 'breed~terrier'",
+        "harperctl search dev.dog --where 'age>3' -o jsonl | jq .name",
     ),
 )
 @table_argument
@@ -106,7 +147,8 @@ def search(
         body = value_body(ref, attribute, value, attributes)
     else:
         body = conditions_body(ref, wheres, paging["use_or"], paging, attributes)
-    app.emit(app.call(body), render.print_answer)
+    warn_unknown_attributes(app, ref, body)
+    app.emit_records(body)
 
 
 COMMANDS = [search]

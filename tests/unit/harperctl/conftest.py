@@ -2,12 +2,14 @@
 
 No network and no unittest.mock: the fake transport goes in through the seam
 `harperctl.client.new_transport`, and terminals are faked through `harperctl.terminal`.
+stdout counts as a terminal (so commands print tables) unless a test asks for `piped`.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +38,43 @@ class Sent:
 
 
 @dataclass
+class PiecesReply:
+    """A streamed reply (`FakeTransport.open`): the body in pieces, then maybe an error."""
+
+    status: int
+    pieces: list[bytes]
+    between: Callable[[int], None] | None = None
+    error: BaseException | None = None
+    closed: bool = False
+
+    def chunks(self) -> Iterator[bytes]:
+        for number, piece in enumerate(self.pieces):
+            if self.between is not None:
+                self.between(number)
+            yield piece
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
 class FakeTransport:
-    """Record requests and answer each with the next canned response (or exception)."""
+    """Record requests and answer each with the next canned response (or exception).
+
+    `open` (the streaming side) answers from the same queue in pieces of `piece_size`
+    bytes (whole by default), calling `between(n)` before piece n; `break_with` is raised
+    after the last piece, as a connection that breaks off.
+    """
 
     sent: list[Sent] = field(default_factory=list)
     queue: deque[Any] = field(default_factory=deque)
     closed: bool = False
+    piece_size: int | None = None
+    between: Callable[[int], None] | None = None
+    break_with: BaseException | None = None
+    replies: list[PiecesReply] = field(default_factory=list)
 
     def reply(self, body: Any = None, status: int = 200, raw: bytes | None = None) -> None:
         """Queue a response: `body` as JSON, or the exact bytes `raw`."""
@@ -68,6 +101,22 @@ class FakeTransport:
         if isinstance(answer, BaseException):
             raise answer
         return answer
+
+    def open(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout: float,
+        verify: bool | str,
+    ) -> PiecesReply:
+        status, _, content = self.request(method, url, headers, body, timeout, verify)
+        size = self.piece_size or max(1, len(content))
+        pieces = [content[i : i + size] for i in range(0, len(content), size)] or [b""]
+        reply = PiecesReply(status, pieces, self.between, self.break_with)
+        self.replies.append(reply)
+        return reply
 
     def close(self) -> None:
         self.closed = True
@@ -109,7 +158,14 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setattr(terminal, "stdin_is_terminal", lambda: False)
     monkeypatch.setattr(terminal, "stderr_is_terminal", lambda: False)
+    monkeypatch.setattr(terminal, "stdout_is_terminal", lambda: True)
     return config_home
+
+
+@pytest.fixture
+def piped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend stdout is a pipe, so the output is plain lines (TSV) unless -o says otherwise."""
+    monkeypatch.setattr(terminal, "stdout_is_terminal", lambda: False)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import ssl
 from typing import Any
 
@@ -229,3 +230,122 @@ def test_requests_transport_maps_its_exceptions() -> None:
     transport._session.mount("http://", CannedAdapter(exc=requests.ConnectionError(REFUSED)))
     with pytest.raises(errors.ConnectionFailed, match="Connection refused"):
         transport.request("POST", URL + "/", {}, b"{}", timeout=1.0, verify=True)
+
+
+# --- streaming: Client.stream over Transport.open --------------------------------------------
+
+DOGS = [{"id": n, "name": f"dog {n}"} for n in range(50)]
+
+
+def test_stream_yields_the_items_of_an_array_piece_by_piece(fake: Any) -> None:
+    fake.reply(DOGS)
+    fake.piece_size = 7
+    batches: list[list[Any]] = []
+    yielded_before_piece: list[int] = []
+    fake.between = lambda number: yielded_before_piece.append(len(batches))
+    with make(fake).stream({"operation": "sql", "sql": "SELECT * FROM dev.dog"}) as answer:
+        assert answer.is_array
+        for batch in answer.batches():
+            batches.append(batch)
+    assert [item for batch in batches for item in batch] == DOGS
+    # items came out while later pieces were still unread
+    assert yielded_before_piece[-1] >= len(batches) - 1 and len(batches) > 10
+    assert fake.sent[0].json == {"operation": "sql", "sql": "SELECT * FROM dev.dog"}
+    assert fake.replies[0].closed
+
+
+def test_stream_raw_passes_the_bytes_unchanged(fake: Any) -> None:
+    raw = b'[ {"id":1,"name":"P\\u00e9nny"} ,{"id":2}]'
+    fake.reply(raw=raw)
+    fake.piece_size = 5
+    with make(fake).stream({"operation": "sql"}) as answer:
+        assert b"".join(answer.raw()) == raw
+
+
+def test_stream_of_an_object_is_read_whole(fake: Any) -> None:
+    fake.reply({"message": "updated 1 of 1 records"})
+    fake.piece_size = 3
+    with make(fake).stream({"operation": "sql"}) as answer:
+        assert not answer.is_array
+        assert answer.value() == {"message": "updated 1 of 1 records"}
+
+
+def test_stream_error_status_raises_before_yielding(fake: Any) -> None:
+    fake.reply({"error": "Table 'dev.nosuch' does not exist"}, status=404)
+    with pytest.raises(errors.OperationRefused, match="does not exist"):
+        with make(fake).stream({"operation": "sql"}):
+            raise AssertionError("an error answer must not be yielded")
+    assert fake.replies[0].closed
+
+
+def test_stream_that_breaks_off_is_connection_failed(fake: Any) -> None:
+    fake.reply(DOGS)
+    fake.piece_size = 100
+    fake.break_with = ConnectionResetError(104, "Connection reset by peer")
+    with pytest.raises(errors.ConnectionFailed) as caught:
+        with make(fake).stream({"operation": "sql"}) as answer:
+            for _ in answer.batches():
+                pass
+    assert caught.value.message == (
+        f"the answer from {URL} broke off: cannot connect to {URL}: Connection reset by peer"
+    )
+    assert fake.replies[0].closed
+
+
+def test_stream_that_is_not_an_array_after_all_is_agent_failed(fake: Any) -> None:
+    fake.reply(raw=b'[{"id": 1}, oops]')
+    with pytest.raises(errors.AgentFailed, match="not a JSON array"):
+        with make(fake).stream({"operation": "sql"}) as answer:
+            list(answer.batches())
+
+
+def test_a_transport_without_open_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Plain:
+        def request(self, **kwargs: Any) -> tuple[int, dict[str, str], bytes]:
+            return 200, {}, b'[{"id": 1}, {"id": 2}]'
+
+    with Client(URL, transport=Plain()).stream({"operation": "sql"}) as answer:
+        assert list(answer.batches()) == [[{"id": 1}, {"id": 2}]]
+
+
+class BreakingBody(io.BytesIO):
+    """A response body that breaks off after its bytes, as a chunked answer cut short."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if not data:
+            raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+        return data
+
+
+class StreamingAdapter(CannedAdapter):
+    """Answer with a body that is read as it goes (`response.raw`)."""
+
+    def __init__(self, body: io.BytesIO) -> None:
+        super().__init__()
+        self.raw = body
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response.raw = 200, self.raw
+        response.request, response.url = request, request.url
+        return response
+
+
+def test_requests_transport_open_streams_the_body() -> None:
+    transport = RequestsTransport()
+    transport._session.mount("http://", StreamingAdapter(io.BytesIO(b'[{"id": 1}]')))
+    reply = transport.open("POST", URL + "/", {}, b"{}", timeout=1.0, verify=True)
+    assert (reply.status, b"".join(reply.chunks())) == (200, b'[{"id": 1}]')
+    reply.close()
+
+
+def test_requests_transport_open_says_when_the_answer_broke_off() -> None:
+    transport = RequestsTransport()
+    transport._session.mount("http://", StreamingAdapter(BreakingBody(b'[{"id": 1},')))
+    reply = transport.open("POST", URL + "/", {}, b"{}", timeout=1.0, verify=True)
+    with pytest.raises(errors.ConnectionFailed) as caught:
+        b"".join(reply.chunks())
+    assert caught.value.message == (
+        f"the answer from {URL}/ broke off: Connection broken: IncompleteRead"
+    )

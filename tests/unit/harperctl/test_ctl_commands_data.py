@@ -64,7 +64,7 @@ def test_update_summary(run: Any, fake: Any) -> None:
     assert outcome.stdout == "updated 1 of 2 records; skipped 1\n"
 
 
-def test_batches_sum_and_json_lists_every_answer(run: Any, fake: Any) -> None:
+def test_batches_sum_and_json_merges_them_into_one_answer(run: Any, fake: Any) -> None:
     records = "\n".join(json.dumps({"id": n}) for n in range(2500))
     answers = [
         insert_answer(list(range(1000))),
@@ -77,8 +77,30 @@ def test_batches_sum_and_json_lists_every_answer(run: Any, fake: Any) -> None:
     assert human.stdout == "inserted 2499 of 2500 records; skipped 1\n"
     assert [len(body["records"]) for body in fake.bodies] == [1000, 1000, 500]
     assert [r["id"] for body in fake.bodies for r in body["records"]] == list(range(2500))
-    as_json = run("--json", "insert", "dev.dog", "--batch-size", "1000", input=records)
-    assert json.loads(as_json.stdout) == answers
+    as_json = run("insert", "dev.dog", "--batch-size", "1000", "--json", input=records)
+    assert json.loads(as_json.stdout) == {
+        "message": "inserted 2499 of 2500 records",
+        "inserted_hashes": list(range(1000)) + list(range(999)) + list(range(500)),
+        "skipped_hashes": [5],
+    }
+
+
+def test_one_batch_json_is_the_agents_answer_and_several_have_its_shape(
+    run: Any, fake: Any
+) -> None:
+    one = {"message": "upserted 2 of 2 records", "upserted_hashes": [1, 2]}
+    fake.reply(one)
+    assert json.loads(run("--json", "upsert", "dev.dog", input="[{}, {}]").stdout) == one
+    fake.reply({"message": "upserted 1 of 1 record", "upserted_hashes": [1]})
+    fake.reply({"message": "upserted 1 of 1 record", "upserted_hashes": [2]})
+    several = run("--json", "upsert", "dev.dog", "--batch-size", "1", input="[{}, {}]")
+    assert json.loads(several.stdout) == one
+
+
+def test_write_help_says_upsert_merges_and_json_is_one_object(run: Any) -> None:
+    upsert = " ".join(run("upsert", "--help").stdout.split())
+    assert "merged into the stored one" in upsert and "replaced" not in upsert
+    assert "one JSON object however many batches" in upsert
 
 
 def test_a_failing_batch_says_how_far_it_got(run: Any, fake: Any) -> None:
@@ -171,3 +193,24 @@ def test_get(run: Any, fake: Any) -> None:
     as_json = run("--json", "get", "dev.dog", "1", "--attributes", "id,name")
     assert fake.last["get_attributes"] == ["id", "name"]
     assert json.loads(as_json.stdout) == records
+
+
+def test_delete_of_ids_that_are_not_there_names_them_and_exits_1(run: Any, fake: Any) -> None:
+    fake.reply(
+        {
+            "message": "1 of 3 records successfully deleted",
+            "deleted_hashes": [1],
+            "skipped_hashes": [5, "x"],
+        }
+    )
+    outcome = run("delete", "dev.dog", "1", "5", "x")
+    assert outcome.code == 1
+    assert outcome.stdout == "1 of 3 records successfully deleted\n"
+    assert outcome.stderr == "harperctl: 2 of 3 ids not found in dev.dog: 5, x\n"
+
+
+def test_delete_missing_ids_from_a_harperdb_style_answer(run: Any, fake: Any) -> None:
+    fake.reply({"message": "1 of 2 records successfully deleted", "deleted_hashes": [1]})
+    outcome = run("--json", "delete", "dev.dog", "1", "2")
+    assert outcome.code == 1 and json.loads(outcome.stdout)["deleted_hashes"] == [1]
+    assert outcome.stderr == "harperctl: 1 of 2 ids not found in dev.dog: 2\n"

@@ -8,9 +8,17 @@ from typing import Any
 import pytest
 
 RECORDS = [{"id": 1, "name": "Penny", "age": 5}, {"id": 2, "name": "Kato", "age": 3}]
+DOG = {
+    "schema": "dev",
+    "name": "dog",
+    "hash_attribute": "id",
+    "attributes": [{"attribute": name} for name in ("id", "name", "age", "breed")],
+}
+DESCRIBE = {"operation": "describe_table", "database": "dev", "table": "dog"}
 
 
 def test_search_by_value(run: Any, fake: Any) -> None:
+    fake.reply(DOG)
     fake.reply(RECORDS)
     outcome = run("search", "dev.dog", "name", "Pen*")
     assert fake.last == {
@@ -25,6 +33,7 @@ def test_search_by_value(run: Any, fake: Any) -> None:
 
 
 def test_search_by_value_parses_json_values(run: Any, fake: Any) -> None:
+    fake.reply(DOG)
     fake.reply([])
     outcome = run("search", "dev.dog", "age", "5", "--attributes", "id")
     assert (fake.last["value"], fake.last["get_attributes"]) == (5, ["id"])
@@ -32,6 +41,7 @@ def test_search_by_value_parses_json_values(run: Any, fake: Any) -> None:
 
 
 def test_search_by_conditions(run: Any, fake: Any) -> None:
+    fake.reply(DOG)
     fake.reply(RECORDS)
     outcome = run(
         "--json",
@@ -65,9 +75,11 @@ def test_search_by_conditions(run: Any, fake: Any) -> None:
         "offset": 0,
     }
     assert json.loads(outcome.stdout) == RECORDS
+    assert fake.bodies[0] == DESCRIBE and outcome.stderr == ""
 
 
 def test_search_or_between(run: Any, fake: Any) -> None:
+    fake.reply(DOG)
     fake.reply([])
     run("search", "dev.dog", "--where", "age between 2,5", "--or", "--where", "breed~terrier")
     assert fake.last["operator"] == "or"
@@ -132,3 +144,41 @@ def test_op_from_stdin(run: Any, fake: Any) -> None:
 def test_op_usage_errors(run: Any, fake: Any, text: str, message: str) -> None:
     outcome = run("op", text)
     assert outcome.code == 2 and message in outcome.stderr and fake.sent == []
+
+
+def test_names_the_table_does_not_have_are_warned_about(run: Any, fake: Any) -> None:
+    fake.reply(DOG)
+    fake.reply([])
+    outcome = run(
+        "search", "dev.dog", "--where", "nmae=Penny", "--sort", "agee", "--attributes", "id,colour"
+    )
+    assert outcome.code == 0 and fake.bodies[0] == DESCRIBE
+    assert fake.last["operation"] == "search_by_conditions"
+    known = "its attributes: age, breed, id, name"
+    assert outcome.stderr.splitlines() == [
+        f"harperctl: warning: dev.dog has no attribute 'nmae' (--where); {known}",
+        f"harperctl: warning: dev.dog has no attribute 'agee' (--sort); {known}",
+        f"harperctl: warning: dev.dog has no attribute 'colour' (--attributes); {known}",
+    ]
+    fake.reply(DOG)
+    fake.reply([])
+    outcome = run("search", "dev.dog", "colour", "red")
+    assert "no attribute 'colour' (ATTRIBUTE)" in outcome.stderr and outcome.code == 0
+
+
+def test_the_check_is_skipped_when_describe_fails(run: Any, fake: Any) -> None:
+    fake.reply({"error": "not allowed to describe"}, status=403)
+    fake.reply(RECORDS)
+    outcome = run("--json", "search", "dev.dog", "--where", "nmae=Penny")
+    assert outcome.code == 0 and outcome.stderr == ""
+    assert json.loads(outcome.stdout) == RECORDS
+
+
+@pytest.mark.parametrize("where", ["name==Penny", "age=>3", "age<>3", "age!==3", "age>"])
+def test_a_where_that_does_not_parse_exits_2_before_anything_is_sent(
+    run: Any, fake: Any, where: str
+) -> None:
+    outcome = run("search", "dev.dog", "--where", where)
+    assert outcome.code == 2 and fake.sent == [] and outcome.stdout == ""
+    assert outcome.stderr.startswith(f"harperctl: --where {where!r}: ")
+    assert "operators: = != > >= < <= ~ (contains)" in outcome.stderr

@@ -85,3 +85,36 @@ def test_parse_attribute_list() -> None:
     assert parse_attribute_list("id, name,,age") == ["id", "name", "age"]
     with pytest.raises(UsageError):
         parse_attribute_list(" , ")
+
+
+@pytest.mark.parametrize(
+    ("text", "operator"),
+    [
+        ("name==Penny", "'=='"),
+        ("age=>3", "'=>'"),
+        ("age=<3", "'=<'"),
+        ("age<>3", "'<>'"),
+        ("age!==3", "'!=='"),
+        ("age >= =3", "'>=='"),
+        ("name=~Pen", "'=~'"),
+        ("name~=Pen", "'~='"),
+    ],
+)
+def test_operators_that_are_not_operators_are_refused(text: str, operator: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_where(text)
+    message = caught.value.message
+    assert message.startswith(f"--where {text!r}: {operator} is not an operator; operators: =")
+    assert "ATTR=COMPARATOR:VALUE" in message and caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("text", ["age>", "name=", "name =  "])
+def test_a_missing_value_is_refused(text: str) -> None:
+    with pytest.raises(UsageError, match="no VALUE after"):
+        parse_where(text)
+
+
+def test_a_value_starting_with_an_operator_character_is_written_as_json() -> None:
+    assert parse_where('name="=Penny"')["value"] == "=Penny"
+    assert parse_where('name=""')["value"] == ""
+    assert parse_where("age>-3")["value"] == -3

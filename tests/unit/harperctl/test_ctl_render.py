@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
+import pytest
 from rich.console import Console
 
-from harperctl import render
+from harperctl import render, render_records
 
 DOG = {
     "schema": "dev",
@@ -24,6 +26,11 @@ DOG = {
 
 def console(**kwargs: Any) -> Console:
     return Console(width=100, file=io.StringIO(), color_system=None, **kwargs)
+
+
+def console_of(width: int) -> Console:
+    """Return a console `width` columns wide that records what is printed."""
+    return Console(width=width, file=io.StringIO(), color_system=None)
 
 
 def text(con: Console) -> str:
@@ -221,3 +228,84 @@ def test_progress_bar_is_silent_when_stderr_is_not_a_terminal(capsys: Any) -> No
     with render.progress_bar(10, "insert dev.dog") as advance:
         advance(10)
     assert capsys.readouterr() == ("", "")
+
+
+# --- records on narrow and wide terminals ------------------------------------------------------
+
+NOTE = "a fairly long note that has to fold somewhere on a narrow terminal, and does so"
+DOGS = [
+    {
+        "id": n,
+        "name": "Penny" if n == 1 else f"dog {n}",
+        "breed": "terrier",
+        "age": n % 17,
+        "notes": NOTE,
+        "__createdtime__": 1700000000000,
+        "__updatedtime__": 1700000000000,
+    }
+    for n in range(1, 4)
+]
+
+
+def folded_header(output: str) -> list[str]:
+    """Return the column names of the first table, joining the lines of folded names."""
+    lines = [line for line in output.split("┡")[0].splitlines() if line.startswith("┃")]
+    parts = [[cell.strip() for cell in line.strip("┃").split("┃")] for line in lines]
+    return ["".join(column) for column in zip(*parts, strict=True)]
+
+
+def segment_widths(output: str) -> list[int]:
+    """Return the inner width of each column, read from the table's top border."""
+    top = next(line for line in output.splitlines() if line.startswith("┏"))
+    return [len(part) - 2 for part in top.strip("┏┓").split("┳")]
+
+
+def test_fit_widths_folds_the_widest_columns_first() -> None:
+    assert render_records.fit_widths([2, 5, 7], 80) == [2, 5, 7]
+    widths = render_records.fit_widths([2, 5, 136, 24, 24], 80)
+    assert widths is not None and sum(widths) + 3 * 5 + 1 == 80
+    assert widths[:2] == [2, 5] and widths[2] >= widths[3] >= render_records.MIN_WIDTH
+    assert render_records.fit_widths([30] * 7, 80) is None
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_records_fit_the_width_and_no_column_is_squeezed(width: int) -> None:
+    con = console_of(width)
+    render.print_records(con, DOGS)
+    out = text(con)
+    assert all(len(line) <= width for line in out.splitlines())
+    assert folded_header(out) == list(DOGS[0])
+    widths = segment_widths(out)
+    assert widths[:4] == [2, 5, 7, 3]  # short columns keep their whole width ("Penny" intact)
+    assert min(widths[4:]) >= render_records.MIN_WIDTH  # long ones fold, never to nothing
+    assert row(out, "1")[1] == "Penny"
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    if width == 200:  # everything fits: one line per record, nothing folded
+        assert len(rows) == 3 and all(NOTE in line for line in rows)
+    else:  # the notes and the times fold, every character still there
+        assert len(rows) > 3 and NOTE not in out
+        notes = "".join(line.split("│")[5].strip() + " " for line in rows[: len(rows) // 3])
+        assert " ".join(notes.split()) == NOTE
+
+
+def test_records_too_wide_for_a_table_print_one_block_each() -> None:
+    con = console_of(80)
+    wide = [{f"attribute_{n}": f"value {n}" for n in range(12)} | {"id": 1, "name": "Penny"}]
+    render.print_records(con, wide)
+    out = text(con)
+    assert "┃" not in out and "│" not in out
+    assert out.splitlines()[0].startswith("record 1 ──")
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    assert "name Penny" in lines and "attribute_11 value 11" in lines
+    assert out.rstrip().endswith("1 record")
+    assert all(len(line) <= 80 for line in out.splitlines())
+
+
+def test_long_answers_print_a_table_per_thousand_records_with_the_same_columns() -> None:
+    con = console_of(120)
+    render.print_records(con, [{"id": n, "name": f"dog {n}"} for n in range(2500)])
+    out = text(con)
+    captions = [line.strip() for line in out.splitlines() if line.strip().startswith("records")]
+    assert captions == ["records 1-1000", "records 1001-2000", "records 2001-2500"]
+    assert out.rstrip().endswith("of 2500")  # the narrow table's caption wraps
+    assert len(re.findall(r"┃ id +┃ name +┃", out)) == 3
