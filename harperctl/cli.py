@@ -16,6 +16,7 @@ from harperctl import __version__
 from harperctl.commands import (
     certs,
     cluster,
+    completion,
     data,
     db,
     describe,
@@ -23,6 +24,7 @@ from harperctl.commands import (
     role,
     search,
     sql,
+    status,
     table,
     token,
     user,
@@ -30,6 +32,7 @@ from harperctl.commands import (
 )
 from harperctl.commands._context import AppContext
 from harperctl.commands._options import examples
+from harperctl.commands._output import JSON_HELP, MODES, add_output_options
 from harperctl.errors import EXIT_INTERRUPTED, EXIT_OK, HarperctlError
 from harperctl.profiles import DEFAULT_URL
 
@@ -45,8 +48,10 @@ COMMAND_MODULES = (
     role,
     token,
     cluster,
+    status,
     verify,
     certs,
+    completion,
 )
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -55,9 +60,16 @@ EPILOG = (
     "HARPERCTL_TOKEN and HARPERCTL_CA_FILE, else the profile (--profile or the default one in "
     "$XDG_CONFIG_HOME/harperctl/config.yaml).\n\nExit codes: 0 ok, 1 operation refused, 2 usage, "
     "3 cannot connect, 4 authentication failed, 5 agent error, 130 interrupted.\n\n"
+    "Output (--output/-o, or --json; before or after any command): table on a terminal; tsv "
+    "when stdout is not one: a header line, then one line per record, tab-separated, with "
+    "\\\\, \\t, \\n and \\r escaped, null empty, objects as JSON; jsonl: one JSON object "
+    "per record (or per answer); json: exactly the API answer. Messages, warnings and errors "
+    "are single lines; warnings and errors go to stderr.\n\n"
     + examples(
         "harperctl -u admin db create dev",
         "harperctl --profile prod --json describe dev.dog",
+        'harperctl sql "SELECT id, name FROM dev.dog" | cut -f2',
+        "harperctl search dev.dog name 'Pen*' -o jsonl",
         "harperctl insert dev.dog dogs.ndjson",
         "harperctl --url https://n1:9925 --ca-file ca.pem status",
     )
@@ -92,21 +104,33 @@ EPILOG = (
     metavar="SECONDS",
     help="Seconds to wait for an answer [30].",
 )
+@click.option("--json", "json_output", is_flag=True, help=JSON_HELP)
 @click.option(
-    "--json", "json_output", is_flag=True, help="Print exactly the API response, as JSON."
+    "--output",
+    "-o",
+    "output_mode",
+    type=click.Choice(MODES),
+    help="Output mode [table on a terminal, else tsv]; see Output below.",
 )
 @click.option("--profile", metavar="NAME", help="Profile from the config file to use.")
 @click.pass_context
-def cli(ctx: click.Context, json_output: bool, **options: Any) -> None:
+def cli(ctx: click.Context, json_output: bool, output_mode: str | None, **options: Any) -> None:
     """Drive harper-agent nodes through their operations API."""
-    app = AppContext(options=options, json_output=json_output)
+    app = AppContext(options=options)
     ctx.obj = app
     ctx.call_on_close(app.close)
+    if output_mode is not None:
+        app.output.choose(output_mode, f"--output {output_mode}")
+    if json_output:
+        app.output.choose("json", "--json")
 
 
 for _module in COMMAND_MODULES:
     for _command in _module.COMMANDS:
         cli.add_command(_command)
+# --json and --output after any command name too (`harperctl get dev.dog 1 --json`)
+for _command in cli.commands.values():
+    add_output_options(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Turn operations API answers into text for people: the only module importing `rich`.
+"""Turn operations API answers into text for people (with render_records, render_plain).
 
 Every function takes the `Console` to print on, so tests render into
 `Console(width=100, file=io.StringIO(), color_system=None)` and compare text. Values from the
@@ -17,16 +17,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rich import box
-from rich.console import Console, Group  # Console is re-exported for type hints elsewhere
-from rich.live import Live
+from rich.console import Console  # Console is re-exported for type hints elsewhere
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from harperctl import terminal
 
-TIME_COLUMNS = ("__createdtime__", "__updatedtime__")
-_MISSING = object()
+# Records have a module of their own; these names stay reachable here.
+from harperctl.render_records import TIME_COLUMNS as TIME_COLUMNS
+from harperctl.render_records import format_value, print_records
+from harperctl.render_records import record_columns as record_columns
 
 
 def stdout_console() -> Console:
@@ -34,64 +35,8 @@ def stdout_console() -> Console:
     return Console(highlight=False)
 
 
-def record_columns(
-    records: Sequence[Mapping[str, Any]], primary_key: str | None = None
-) -> list[str]:
-    """Return the union of the records' keys: primary key first, timestamps last."""
-    seen: dict[str, None] = {}
-    for record in records:
-        seen.update(dict.fromkeys(record))
-    key = primary_key if primary_key is not None else ("id" if "id" in seen else None)
-    middle = [name for name in seen if name != key and name not in TIME_COLUMNS]
-    first = [key] if key in seen else []
-    return first + middle + [name for name in TIME_COLUMNS if name in seen]
-
-
-def format_value(column: str, value: Any) -> Text:
-    """Return one cell: JSON-style scalars, compact JSON for objects, UTC times."""
-    if value is _MISSING:
-        return Text("")
-    if value is None:
-        return Text("null", style="dim")
-    if column in TIME_COLUMNS and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Text(_utc(value))
-    if isinstance(value, bool):
-        return Text("true" if value else "false")
-    if isinstance(value, (dict, list)):
-        return Text(json.dumps(value, ensure_ascii=False))
-    return Text(str(value))
-
-
-def _utc(epoch_ms: float) -> str:
-    """Return epoch milliseconds as an ISO-8601 UTC time with milliseconds."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def records_table(records: Sequence[Mapping[str, Any]], primary_key: str | None = None) -> Table:
-    """Return a table with one row per record and one column per attribute."""
-    columns = record_columns(records, primary_key)
-    table = Table(caption=_count(len(records), "record"))
-    for name in columns:
-        keep_whole = name in TIME_COLUMNS or name == columns[0]
-        table.add_column(name, overflow="fold", no_wrap=keep_whole)
-    for record in records:
-        table.add_row(*(format_value(name, record.get(name, _MISSING)) for name in columns))
-    return table
-
-
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
-
-
-def print_records(
-    console: Console, records: Sequence[Mapping[str, Any]], primary_key: str | None = None
-) -> None:
-    """Print records as a table, or say there are none."""
-    if not records:
-        console.print(Text("no records"))
-        return
-    console.print(records_table(records, primary_key))
 
 
 def print_answer(console: Console, answer: Any) -> None:
@@ -288,261 +233,11 @@ def progress_bar(
         yield lambda n: bar.advance(task, n)
 
 
-# --- cluster: nodes, cluster_status, routes -------------------------------------------------
-
-_STATE_STYLES = {"connected": "green", "disconnected": "red", "copying": "yellow"}
-_SUBSCRIPTION_MODES = {(True, True): "both", (True, False): "sub", (False, True): "pub"}
-SHORT_ERROR = 40
-STATUS_MIN_WIDTHS = {"copy": 10, "last error": 14}
-# (name, header, justify): the columns of a connection table; headers break to stay narrow
-STATUS_COLUMNS = (
-    ("database", "database", "left"),
-    ("state", "state", "left"),
-    ("latency ms", "latency\nms", "right"),
-    ("lag", "lag", "right"),
-    ("behind", "behind", "right"),
-    ("copy", "copy", "left"),
-    ("clock offset ms", "clock\noffset ms", "right"),
-    ("last received", "last\nreceived", "left"),
-    ("last error", "last error", "left"),
-)
-
-
-def print_nodes(console: Console, nodes: Any) -> None:
-    """Print system.hdb_nodes rows: name, url, replicates, subscriptions, shard."""
-    rows = [node for node in nodes if isinstance(node, dict)] if isinstance(nodes, list) else []
-    if not rows:
-        print_text(console, "no nodes")
-        return
-    table = Table(caption=_count(len(rows), "node"))
-    for name in ("name", "url", "replicates", "subscriptions", "shard"):
-        table.add_column(name, overflow="fold", justify="right" if name == "shard" else "left")
-    for node in sorted(rows, key=lambda row: str(row.get("name", ""))):
-        shard = node.get("shard")
-        table.add_row(
-            Text(str(node.get("name", ""))),
-            Text(str(node.get("url") or "")),
-            Text(replicates_summary(node.get("replicates"))),
-            Text(subscriptions_summary(node.get("subscriptions"))),
-            Text("" if shard is None else str(shard)),
-        )
-    console.print(table)
-
-
-def replicates_summary(replicates: Any) -> str:
-    """Return `replicates` as text: yes/no, or the directions of a directional object."""
-    if replicates is None:
-        return ""
-    if isinstance(replicates, bool):
-        return "yes" if replicates else "no"
-    if not isinstance(replicates, dict):
-        return json.dumps(replicates)
-    parts = []
-    for key, value in replicates.items():
-        if isinstance(value, list):
-            targets = [_route_target(item) for item in value]
-            parts.append(f"{key}: {', '.join(targets) or '-'}")
-        elif value:
-            parts.append(str(key) if value is True else f"{key}: {value}")
-    return "; ".join(parts)
-
-
-def _route_target(item: Any) -> str:
-    if not isinstance(item, dict):
-        return str(item)
-    target = item.get("target") or item.get("node") or item.get("name") or ""
-    database = item.get("database")
-    return f"{target}/{database}" if target and database else str(target or database or item)
-
-
-def subscriptions_summary(subscriptions: Any) -> str:
-    """Return subscriptions as `DB[.TABLE]:sub|pub|both` items, the syntax add-node takes."""
-    if not subscriptions:
-        return ""
-    if not isinstance(subscriptions, list):
-        return json.dumps(subscriptions)
-    items = []
-    for sub in subscriptions:
-        if not isinstance(sub, dict):
-            items.append(str(sub))
-            continue
-        where = str(sub.get("database") or sub.get("schema") or "")
-        if sub.get("table"):
-            where += f".{sub['table']}"
-        mode = (bool(sub.get("subscribe", True)), bool(sub.get("publish", True)))
-        items.append(f"{where}:{_SUBSCRIPTION_MODES.get(mode, 'none')}")
-    return ", ".join(items)
-
-
-def print_cluster_status(console: Console, status: Any, now: float | None = None) -> None:
-    """Print a cluster_status answer: a header line, then one table per peer connection.
-
-    `now` (epoch seconds, default the current time) is what "last received" is relative to.
-    """
-    console.print(cluster_status_view(status, now))
-
-
-def cluster_status_view(status: Any, now: float | None = None, note: str | None = None) -> Group:
-    """Return what print_cluster_status prints, with an optional note line at the end."""
-    if not isinstance(status, dict):
-        return Group(Text(json.dumps(status, indent=2, ensure_ascii=False)))
-    now = datetime.now(timezone.utc).timestamp() if now is None else now
-    header = Text.assemble(("node ", "bold"), str(status.get("node_name") or "?"))
-    if status.get("url"):
-        header.append_text(Text.assemble("  ", ("url ", "bold"), str(status["url"])))
-    if status.get("shard") is not None:
-        header.append_text(Text.assemble("  ", ("shard ", "bold"), str(status["shard"])))
-    parts: list[Any] = [header]
-    connections = [c for c in status.get("connections") or [] if isinstance(c, dict)]
-    if not connections:
-        parts.append(Text("no peer connections"))
-    for index, connection in enumerate(connections):
-        parts.extend([Text("")] if index else [])
-        parts.append(connection_table(connection, now))
-    parts += _status_footer(status, now)
-    if note:
-        parts.append(Text(note, style="dim"))
-    return Group(*parts)
-
-
-def _status_footer(status: Mapping[str, Any], now: float) -> list[Text]:
-    """The agent's warnings, origins no link brings (their writes cannot arrive), last verify."""
-    lines = [
-        Text(f"warning: {warning}", style="yellow")
-        for warning in status.get("warnings") or []
-        if isinstance(warning, str)
-    ]
-    for database, origins in sorted((status.get("origins") or {}).items()):
-        for origin in origins if isinstance(origins, list) else []:
-            if isinstance(origin, dict) and origin.get("unserved"):
-                lines.append(
-                    Text(
-                        f"{database}: no link brings {origin.get('origin')}'s writes "
-                        f"(applied up to {origin.get('applied')}, peers hold "
-                        f"{origin.get('peersHold')})",
-                        style="red",
-                    )
-                )
-    verify = status.get("verify")
-    if isinstance(verify, dict) and verify.get("at"):
-        ago = f"{max(0.0, now - float(verify['at'])):.0f}s ago"
-        if verify.get("agreed"):
-            lines.append(Text(f"last verify {ago}: every node agreed", style="green"))
-        else:
-            lines.append(
-                Text(f"last verify {ago}: {verify.get('divergent')} keys differed", style="red")
-            )
-    return [Text(""), *lines] if lines else []
-
-
-def connection_table(connection: Mapping[str, Any], now: float) -> Table | Group:
-    """Return the table of one peer connection: one row per database socket."""
-    url = str(connection.get("url") or "")
-    title = Text.assemble(("peer ", "bold"), str(connection.get("name") or url or "?"))
-    if url and url != connection.get("name"):
-        title.append(f"  {url}")
-    title.append_text(Text.assemble("  ", ("security ", "bold"), link_security(connection)))
-    if connection.get("replicates") is False:
-        title.append("  (not replicating)")
-    sockets = [s for s in connection.get("database_sockets") or [] if isinstance(s, dict)]
-    if not sockets:
-        return Group(title, Text("no database sockets", style="dim"))
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        collapse_padding=True,
-    )
-    for name, header, justify in STATUS_COLUMNS:
-        table.add_column(
-            header,
-            justify=justify,  # type: ignore[arg-type]
-            overflow="fold",
-            no_wrap=name not in ("database", "copy", "last error"),
-            min_width=STATUS_MIN_WIDTHS.get(name),
-        )
-    for socket in sockets:
-        table.add_row(*socket_cells(socket, now, url))
-    return table
-
-
-def link_security(connection: Mapping[str, Any]) -> Text:
-    """Return how a link was admitted: mTLS (peer, CA), signed, credentials, address only.
-
-    "-" when the agent does not know yet (never connected) or does not say (older agents).
-    """
-    security = connection.get("security")
-    if not isinstance(security, dict) or not security.get("mode"):
-        return Text("-")
-    mode, transport = str(security["mode"]), security.get("transport")
-    if mode == "mtls":
-        text = "mTLS"
-        text += f" {security['peer']}" if security.get("peer") else ""
-        text += f" · CA {security['ca']}" if security.get("ca") else ""
-        return Text(text, style="green")
-    if mode == "address":
-        return Text("address only", style="red")
-    text = f"{mode} ({transport})" if transport else mode
-    # credentials over plain ws carry a super user's password in the clear
-    return Text(text, style="yellow" if mode == "credentials" and transport == "ws" else "")
-
-
-def socket_cells(socket: Mapping[str, Any], now: float, peer_url: str = "") -> list[Text]:
-    """Return the cells of one database socket in a connection table."""
-    state = socket_state(socket)
-    return [
-        Text(str(socket.get("database", ""))),
-        Text(state, style=_STATE_STYLES.get(state, "")),
-        Text(_milliseconds(socket.get("latency"))),
-        Text(_lag(socket.get("lagSeconds"))),
-        Text(_whole(socket.get("recordsBehind"))),
-        Text(copy_progress(socket.get("copy"))),
-        Text(_milliseconds(socket.get("clockOffsetMs"))),
-        Text(relative_time(socket.get("lastReceivedLocalTime"), now)),
-        # a past error on a link that is up again would only alarm: show it while it matters
-        Text(
-            short_error(socket.get("lastConnectionError"), peer_url) if state != "connected" else ""
-        ),
-    ]
-
-
-def socket_state(socket: Mapping[str, Any]) -> str:
-    """Return connected, disconnected or copying (a base copy in progress) for a socket."""
-    copy = socket.get("copy")
-    copying = (isinstance(copy, dict) and copy.get("state") == "copying") or (
-        socket.get("lastReceivedStatus") == "Copying"
-    )
-    connected = socket.get("connected")
-    if connected is False:
-        return "disconnected"
-    if copying:
-        return "copying"
-    return "connected" if connected else "unknown"
+# --- times, routes (nodes and cluster status: render_cluster.py) ---------------------------
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _milliseconds(value: Any) -> str:
-    """Return milliseconds with 2 decimals below 10, 1 below 100, else none; "-" if unknown."""
-    if not _is_number(value):
-        return "-"
-    if abs(value) < 10:
-        return f"{value:.2f}"
-    return f"{value:.1f}" if abs(value) < 100 else f"{value:,.0f}"
-
-
-def _whole(value: Any) -> str:
-    return f"{value:,.0f}" if _is_number(value) else "-"
-
-
-def _lag(seconds: Any) -> str:
-    """Return a lag in seconds as 0.0s / 12.5s / 3m05s / 2h04m; "-" when unknown."""
-    if not _is_number(seconds):
-        return "-"
-    return f"{seconds:.1f}s" if abs(seconds) < 60 else duration(seconds)
 
 
 def duration(seconds: float) -> str:
@@ -553,25 +248,6 @@ def duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-
-
-def copy_progress(copy: Any) -> str:
-    """Return a base copy's progress as "42% 4,200/10,000 eta 3s"; "-" without a copy."""
-    if not isinstance(copy, dict):
-        return "-"
-    copied, total = copy.get("copied"), copy.get("total")
-    percent = copy.get("percent")
-    if not _is_number(percent) and _is_number(copied) and _is_number(total):
-        percent = 100.0 * copied / total if total else 100.0
-    parts = [f"{percent:.0f}%"] if _is_number(percent) else []
-    if _is_number(copied):
-        parts.append(f"{copied:,.0f}/{total:,.0f}" if _is_number(total) else f"{copied:,.0f}")
-    if copy.get("state") == "copying":
-        eta = copy.get("eta_seconds")
-        parts.append(f"eta {duration(eta)}" if _is_number(eta) else "eta ?")
-    elif copy.get("state") and copy.get("state") != "done":
-        parts.append(str(copy["state"]))
-    return " ".join(parts) or "-"
 
 
 def parse_time(value: Any) -> float | None:
@@ -590,65 +266,6 @@ def parse_time(value: Any) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
-
-
-def relative_time(value: Any, now: float) -> str:
-    """Return how long ago `value` was: 4s ago, 3m ago, 2h ago, 5d ago; "-" when unknown."""
-    if value in (None, ""):
-        return "-"
-    moment = parse_time(value)
-    if moment is None:
-        return str(value)
-    ago = max(0.0, now - moment)
-    if ago < 60:
-        return f"{int(ago)}s ago"
-    if ago < 3600:
-        return f"{int(ago // 60)}m ago"
-    if ago < 86400:
-        return f"{int(ago // 3600)}h ago"
-    return f"{int(ago // 86400)}d ago"
-
-
-def short_error(error: Any, peer_url: str = "") -> str:
-    """Return a connection error's reason, without the peer's URL, cut to SHORT_ERROR chars."""
-    if not error:
-        return ""
-    if isinstance(error, dict):
-        reason = error.get("reason") or error.get("message") or error.get("code") or ""
-        reason = reason if isinstance(reason, str) else json.dumps(reason)
-    else:
-        reason = str(error)
-    reason = " ".join(reason.split())
-    if peer_url and reason.startswith(peer_url):
-        reason = reason[len(peer_url) :].lstrip(" :")
-    if len(reason) > SHORT_ERROR:
-        reason = reason[: SHORT_ERROR - 1].rstrip() + "…"
-    return reason
-
-
-@contextlib.contextmanager
-def watch_cluster_status(
-    console: Console, footer: str | None = None
-) -> Iterator[Callable[[Any, float, str | None], None]]:
-    """Yield `show(status, now, note)`, redrawing in place on a terminal (rich.live.Live).
-
-    Off a terminal every call prints the status again, followed by a blank line.
-    """
-    if not console.is_terminal:
-
-        def show_again(status: Any, now: float, note: str | None = None) -> None:
-            console.print(cluster_status_view(status, now, note))
-            console.print()
-
-        yield show_again
-        return
-
-    def view(status: Any, now: float, note: str | None) -> Group:
-        lines = [note, footer]
-        return cluster_status_view(status, now, "\n".join(line for line in lines if line))
-
-    with Live(console=console, auto_refresh=False, transient=False) as live:
-        yield lambda status, now, note=None: live.update(view(status, now, note), refresh=True)
 
 
 def print_routes(console: Console, routes: Any) -> None:

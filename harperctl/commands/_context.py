@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from harperctl import profiles, render, terminal
 from harperctl.client import Client
+from harperctl.commands._output import Output, Show, print_json, warn
 from harperctl.errors import HarperctlError, UsageError
 from harperctl.profiles import Settings
 
@@ -22,9 +22,7 @@ if TYPE_CHECKING:
 INSECURE_WARNING = "harperctl: warning: not verifying the TLS certificate of {url} (--insecure)"
 
 
-def warn(message: str) -> None:
-    """Print a warning on stderr."""
-    click.echo(message, err=True)
+__all__ = ["AppContext", "make_client", "pass_app", "print_json", "prompt_secret", "warn"]
 
 
 def prompt_secret(label: str, confirm: bool = False) -> str:
@@ -37,12 +35,16 @@ class AppContext:
     """The global options of one run; builds settings and the client on first use."""
 
     options: dict[str, Any]
-    json_output: bool = False
+    output: Output = dataclasses.field(default_factory=Output)
     env: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(os.environ))
     _settings: Settings | None = None
     _client: Client | None = None
-    _console: Console | None = None
     _others: list[Client] = dataclasses.field(default_factory=list)
+
+    @property
+    def json_output(self) -> bool:
+        """Return True when the output is exactly the API's JSON (--json, -o json)."""
+        return self.output.mode == "json"
 
     def resolve(self) -> Settings:
         """Return the connection settings without asking for a password."""
@@ -67,10 +69,8 @@ class AppContext:
 
     @property
     def console(self) -> Console:
-        """Return the console human output goes to."""
-        if self._console is None:
-            self._console = render.stdout_console()
-        return self._console
+        """Return the console output goes to: rich's on a terminal, a plain one for pipes."""
+        return self.output.console
 
     def client_with(self, auth: tuple[str, str] | None = None, token: str | None = None) -> Client:
         """Return a client for the same agent with exactly these credentials (no prompt)."""
@@ -78,16 +78,28 @@ class AppContext:
         self._others.append(client)
         return client
 
+    def retarget(self, url: str) -> None:
+        """Talk to the agent at `url` from now on, with the same credentials."""
+        self.close()
+        self.options["url"] = url
+        if self._settings is not None:  # keep a password already asked for
+            self._settings = dataclasses.replace(self._settings, url=url)
+        self._client = None
+
     def call(self, operation: dict[str, Any]) -> Any:
         """Run one operation on the agent and return its answer."""
         return self.client.call(operation)
 
-    def emit(self, response: Any, show: Callable[[Console, Any], None]) -> None:
-        """Print `response` as JSON with --json, else through the render function `show`."""
-        if self.json_output:
-            print_json(response)
-        else:
-            show(self.console, response)
+    def emit(self, response: Any, show: Show) -> None:
+        """Print `response` in the output mode: JSON, JSON lines, or the render function `show`."""
+        self.output.emit(response, show)
+
+    def emit_records(
+        self, operation: dict[str, Any], show: Show = render.print_message, key: str | None = None
+    ) -> None:
+        """Run `operation` and print its records as they arrive (other answers with `show`)."""
+        with self.client.stream(operation) as answer:
+            self.output.records(answer, show, key)
 
     def confirm(self, action: str, yes: bool) -> None:
         """Ask before `action` (e.g. "drop table 'dev.dog'") unless --yes was given."""
@@ -103,11 +115,6 @@ class AppContext:
         for client in [self._client, *self._others]:
             if client is not None:
                 client.close()
-
-
-def print_json(data: Any) -> None:
-    """Print exactly `data` as indented JSON on stdout."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def with_password(settings: Settings) -> Settings:

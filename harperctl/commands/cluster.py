@@ -1,26 +1,21 @@
-"""Cluster commands: add-node, set-node, update-node, remove-node, nodes, status, routes.
+"""Cluster membership commands: add-node, set-node, update-node, remove-node, routes.
 
-`now` and `sleep` are the clock seam `status --watch` uses; tests replace them.
+status, wait and nodes live in commands/status.py.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from harperctl import render, terminal
-from harperctl.commands._context import AppContext, pass_app, prompt_secret, warn
+from harperctl.commands._context import AppContext, pass_app, prompt_secret
 from harperctl.commands._options import examples, yes_option
-from harperctl.errors import ConnectionFailed, UsageError
+from harperctl.errors import UsageError
 
-now: Callable[[], float] = time.time
-sleep: Callable[[float], None] = time.sleep
-
-DEFAULT_INTERVAL = 2.0
 SUBSCRIPTION_MODES = {"both": (True, True), "sub": (True, False), "pub": (False, True)}
 
 
@@ -61,7 +56,7 @@ def target_fields(host_or_url: str, url: str | None) -> dict[str, str]:
     """Return the hostname / url fields naming the node."""
     if looks_like_url(host_or_url):
         if url is not None:
-            raise UsageError(f"{host_or_url!r} is already a URL; do not also give --url")
+            raise UsageError(f"{host_or_url!r} is already a URL; do not also give --peer-url")
         return {"url": host_or_url}
     return {"hostname": host_or_url, **({"url": url} if url is not None else {})}
 
@@ -101,7 +96,10 @@ def start_time_value(text: str | None) -> Any:
 
 def node_body(operation: str, host_or_url: str, options: dict[str, Any], app: AppContext) -> dict:
     """Return the add_node / set_node / update_node body for the command's options."""
-    body: dict[str, Any] = {"operation": operation, **target_fields(host_or_url, options["url"])}
+    body: dict[str, Any] = {
+        "operation": operation,
+        **target_fields(host_or_url, options["peer_url"]),
+    }
     authorization = peer_authorization(
         app, options["user_peer"], options["password_peer"], options["peer_auth"]
     )
@@ -122,7 +120,9 @@ NODE_HELP = """{summary}
 
 \b
 HOST_OR_URL is the peer's host name (this node picks the scheme and port) or
-its replication URL (ws://host:9925, wss://host:9933).
+its replication URL (ws://host:9925, wss://host:9933). Options after the command
+mean what they mean before it (--url, --user, --password: this node); the peer's
+are --peer-url, --user-peer and --password-peer.
 
 The peer is told about this node over a replication connection, which needs credentials
 the peer accepts. Without --user-peer or --peer-auth, harperctl sends this run's own
@@ -143,7 +143,14 @@ def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Add the options add-node, set-node and update-node share."""
     decorators = [
         click.argument("host_or_url", metavar="HOST_OR_URL"),
-        click.option("--url", metavar="URL", help="The peer's replication URL, with a HOST."),
+        click.option(
+            "--peer-url", metavar="URL", help="The peer's replication URL, with a HOST name."
+        ),
+        click.option(
+            "--url",
+            metavar="URL",
+            help="Same as the global --url (this node's operations API).",
+        ),
         click.option(
             "--user",
             "-u",
@@ -198,9 +205,19 @@ def node_command(name: str, operation: str, summary: str, *lines: str) -> click.
     @click.command(name, help=NODE_HELP.format(summary=summary), epilog=examples(*lines))
     @node_options
     def command(
-        app: AppContext, host_or_url: str, user: str | None, password: str | None, **options: Any
+        app: AppContext,
+        host_or_url: str,
+        url: str | None,
+        user: str | None,
+        password: str | None,
+        **options: Any,
     ) -> None:
-        for key, value in (("user", user), ("password", password)):
+        if url is not None and url.split("://")[0] in ("ws", "wss"):
+            raise UsageError(
+                f"--url {url} names this node's operations API, as before the command; "
+                "give the peer's replication URL as --peer-url"
+            )
+        for key, value in (("url", url), ("user", user), ("password", password)):
             if value is not None:
                 app.options[key] = value  # the global option, given after the command
         app.emit(app.call(node_body(operation, host_or_url, options, app)), render.print_message)
@@ -242,123 +259,6 @@ def remove_node(app: AppContext, host: str, yes: bool) -> None:
     """Remove the node HOST (its name or URL) from the cluster, after asking (remove_node)."""
     app.confirm(f"remove node {host!r} from the cluster", yes)
     app.emit(app.call({"operation": "remove_node", "hostname": host}), render.print_message)
-
-
-NODES_BODY = {
-    "operation": "search_by_value",
-    "database": "system",
-    "table": "hdb_nodes",
-    "attribute": "name",
-    "value": "*",
-    "get_attributes": ["*"],
-}
-
-
-@click.command("nodes", epilog=examples("harperctl nodes", "harperctl --json nodes"))
-@pass_app
-def nodes(app: AppContext) -> None:
-    """List the nodes this node knows (the rows of system.hdb_nodes)."""
-    app.emit(app.call(dict(NODES_BODY)), render.print_nodes)
-
-
-STATUS_BODY = {"operation": "cluster_status"}
-STATUS_HELP = """Show replication with each peer, one table per peer (cluster_status).
-
-\b
-Columns, per replicated database:
-  state            connected, disconnected, or copying (a base copy in progress)
-  latency ms       ping round trip
-  lag              age of the oldest record not yet received from the peer ("-": unknown)
-  behind           records the peer has that this node has not received yet
-  copy             base copy progress: percent, records copied/total, time left
-  clock offset ms  the peer's clock minus this node's
-  last received    when the last record arrived
-  last error       the last connection error, shortened (--json has it whole)
-
-\b
-Each peer's line shows how its link was admitted ("security"):
-  mTLS PEER · CA NAME  TLS with certificates both ways (the peer's CN, its issuer's CN)
-  signed (ws)          an identity proof signed with the peer's certificate key
-  credentials          a super user's credentials (over plain ws: sent in the clear)
-  address only         admitted by IP address alone (replication.port): no proof
-  -                    not known yet (never connected), or the agent does not say
-The agent's warnings (e.g. about replication.port) are printed below the tables.
-
-With --watch, redraw every --interval seconds until Ctrl-C; with --json too, print one
-JSON answer per line (NDJSON).
-"""
-
-
-def watch_status(app: AppContext, interval: float) -> None:
-    """Poll cluster_status every `interval` seconds until interrupted (Ctrl-C)."""
-    last: Any = None
-    if app.json_output:
-        while True:
-            answer, error = _poll(app, last)
-            if error is None:
-                last = answer
-                click.echo(json.dumps(answer, ensure_ascii=False))
-            else:
-                warn(f"harperctl: {error}")
-            sleep(interval)
-    footer = f"every {interval:g}s; Ctrl-C to stop"
-    with render.watch_cluster_status(app.console, footer) as show:
-        while True:
-            answer, error = _poll(app, last)
-            last = answer if error is None else last
-            show(last, now(), error)
-            sleep(interval)
-
-
-def _poll(app: AppContext, last: Any) -> tuple[Any, str | None]:
-    """Return (answer, None), or (None, message) when the agent stopped answering.
-
-    A failure on the first poll is raised like any command's; later ones are retried.
-    """
-    try:
-        return app.call(dict(STATUS_BODY)), None
-    except ConnectionFailed as exc:
-        if last is None:
-            raise
-        return None, f"{exc.message} (retrying)"
-
-
-def status_command(name: str) -> click.Command:
-    """Return the status command under `name` (status, and its alias cluster-status)."""
-
-    @click.command(
-        name,
-        help=STATUS_HELP if name == "status" else "Same as status.\n\n" + STATUS_HELP,
-        epilog=examples(
-            f"harperctl {name}",
-            f"harperctl {name} --watch --interval 5",
-            f"harperctl --json {name} --watch > status.ndjson",
-        ),
-    )
-    @click.option("--watch", "-w", is_flag=True, help="Redraw every --interval until Ctrl-C.")
-    @click.option(
-        "--interval",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS",
-        help=f"Seconds between polls with --watch [{DEFAULT_INTERVAL:g}].",
-    )
-    @pass_app
-    def command(app: AppContext, watch: bool, interval: float | None) -> None:
-        if interval is not None and not watch:
-            raise UsageError("--interval needs --watch")
-        if watch:
-            watch_status(app, DEFAULT_INTERVAL if interval is None else interval)
-            return
-        answer = app.call(dict(STATUS_BODY))
-        app.emit(
-            answer, lambda console, status: render.print_cluster_status(console, status, now())
-        )
-
-    return command
-
-
-status = status_command("status")
-cluster_status = status_command("cluster-status")
 
 
 def route_value(text: str) -> Any:
@@ -421,4 +321,4 @@ def delete_routes(app: AppContext, route_args: tuple[str, ...]) -> None:
     app.emit(app.call(body), render.print_routes_change)
 
 
-COMMANDS = [add_node, set_node, update_node, remove_node, nodes, status, cluster_status, routes]
+COMMANDS = [add_node, set_node, update_node, remove_node, routes]

@@ -18,7 +18,12 @@ OWNERS = {
     "jwt": ["agent/ops/auth.py"],
     "yaml": ["agent/config.py", "harperctl/profiles.py"],
     "click": ["agent/cli.py", "harperctl/cli.py", "harperctl/commands/"],
-    "rich": ["harperctl/render.py"],
+    "rich": [
+        "harperctl/render.py",
+        "harperctl/render_cluster.py",
+        "harperctl/render_records.py",
+        "harperctl/render_plain.py",
+    ],
     "requests": ["harperctl/client.py"],
     "sqlite3": ["agent/storage/"],
     "orjson": ["agent/jsonx.py"],

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[3] / "harperctl"
 OWNERS = {
     "requests": {"client.py"},
     "yaml": {"profiles.py"},
-    "rich": {"render.py"},
+    "rich": {"render.py", "render_cluster.py", "render_records.py", "render_plain.py"},
 }
 
 
