@@ -98,7 +98,7 @@ class Node:
         """
         from agent import jsonx
         from agent.certs.setup import material_for
-        from agent.replication.replicator import own_url
+        from agent.replication.addresses import own_url
         from agent.storage import query
 
         material = material_for(self.config, self.name, own_url(self.config, self.name))

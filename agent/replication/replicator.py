@@ -16,9 +16,9 @@ from agent import jsonx
 from agent.core.changes import DELETE, PUT
 from agent.core.messages import decode_changes
 from agent.core.relay import assign_origins
-from agent.core.routes import Dialing
 from agent.core.subscription import COPYING, STREAMING, Timing
 from agent.replication import credentials, openings, transport
+from agent.replication.addresses import dialing_for, operations_url, own_url
 from agent.replication.antientropy import BackgroundVerify
 from agent.replication.budget import Budget
 from agent.replication.endpoint import Endpoint
@@ -37,46 +37,6 @@ log = logging.getLogger(__name__)
 # CPU seconds of verify work before the budget holds it back: one index build may overdraw
 # it, and a larger burst let a fresh node spend seconds of CPU on verify under load.
 VERIFY_BURST = 1.0
-
-
-def dialing_for(config) -> Dialing:
-    ops = config.listener("operationsApi.network.port")
-    secure = config.listener("operationsApi.network.securePort")
-    rep = config.listener("replication.port")
-    rep_secure = config.listener("replication.securePort")
-    return Dialing(
-        rep[1] if rep else None,
-        rep_secure[1] if rep_secure else None,
-        ops[1] if ops else 0,
-        secure[1] if secure else None,
-    )
-
-
-def own_url(config, node: str) -> str:
-    """Return how peers reach this node: replication.url, else built from the listeners."""
-    if config.get("replication.url"):
-        return str(config.get("replication.url"))
-    scheme, port = dialing_for(config).default()
-    listener = config.listener("replication.port") or config.listener("operationsApi.network.port")
-    host = listener[0] if listener and listener[0] not in ("0.0.0.0", "::", "") else node
-    return f"{scheme}://{host}:{port}"
-
-
-def operations_url(config, node: str) -> str | None:
-    """Return where clients reach this node's operations API (http, else https), or None.
-
-    Recorded in this node's hdb_nodes row, so `harperctl status` can ask every member.
-    """
-    for key, scheme in (
-        ("operationsApi.network.port", "http"),
-        ("operationsApi.network.securePort", "https"),
-    ):
-        listener = config.listener(key)
-        if listener:
-            host = listener[0] if listener[0] not in ("0.0.0.0", "::", "") else node
-            host = f"[{host}]" if ":" in host else host
-            return f"{scheme}://{host}:{listener[1]}"
-    return None
 
 
 class Replicator:
