@@ -49,7 +49,9 @@ def member_rows(app: AppContext) -> list[dict]:
     return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
 
-def ask_cluster(app: AppContext, last: Cluster | None = None, one: bool = False) -> Cluster:
+def ask_cluster(
+    app: AppContext, last: Cluster | None = None, one: bool = False, each: float = NODE_TIMEOUT
+) -> Cluster:
     """Ask the target for the members, then every member for its cluster_status (`one`: the
     target alone).
 
@@ -64,7 +66,7 @@ def ask_cluster(app: AppContext, last: Cluster | None = None, one: bool = False)
             raise
         nodes = [dataclasses.replace(n, status=None, error=None) for n in last.nodes]
         next(n for n in nodes if n.this).error = exc.message
-        _ask_each(app, [n for n in nodes if not n.this])
+        _ask_each(app, [n for n in nodes if not n.this], each)
         return topology.build(nodes)
     if not isinstance(status, dict):
         raise AgentFailed("the cluster_status answer is not an object")
@@ -72,25 +74,25 @@ def ask_cluster(app: AppContext, last: Cluster | None = None, one: bool = False)
         name = str(status.get("node_name") or app.client.url)
         return topology.build([NodeView(name, app.client.url, status, this=True)])
     nodes = topology.known_nodes(status, member_rows(app), app.client.url)
-    _ask_each(app, [n for n in nodes if not n.this])
+    _ask_each(app, [n for n in nodes if not n.this], each)
     return topology.build(nodes)
 
 
-def _ask_each(app: AppContext, nodes: list[NodeView]) -> None:
+def _ask_each(app: AppContext, nodes: list[NodeView], each: float = NODE_TIMEOUT) -> None:
     """Fill each node's status (or error), asking them all at once."""
     if not nodes:
         return
     with ThreadPoolExecutor(max_workers=min(16, len(nodes))) as pool:
         for node, (answer, error) in zip(
-            nodes, pool.map(lambda n: _ask(app, n), nodes), strict=True
+            nodes, pool.map(lambda n: _ask(app, n, each), nodes), strict=True
         ):
             node.status, node.error = answer, error
 
 
-def _ask(app: AppContext, node: NodeView) -> tuple[Any, str | None]:
+def _ask(app: AppContext, node: NodeView, each: float) -> tuple[Any, str | None]:
     if node.url is None:
         return None, "its operations API URL is not known"
-    timeout = min(NODE_TIMEOUT, app.settings.timeout)
+    timeout = min(each, app.settings.timeout)
     client = make_client(dataclasses.replace(app.settings, url=node.url, timeout=timeout))
     try:
         answer = client.call(dict(STATUS_BODY))
@@ -288,7 +290,9 @@ def wait(app: AppContext, synced: bool, limit: float, interval: float) -> None:
     reasons: list[str] = []
     while True:
         try:
-            reasons = topology.not_synced(ask_cluster(app))
+            # the other nodes get at most what is left of --timeout (and 5 s)
+            left = max(0.5, min(NODE_TIMEOUT, limit - (now() - started)))
+            reasons = topology.not_synced(ask_cluster(app, each=left))
         except ConnectionFailed as exc:
             reasons = [exc.message]
         waited = now() - started
