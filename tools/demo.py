@@ -143,7 +143,9 @@ def wait_until(what: str, check, timeout: float = 30.0) -> None:
 
 def ctl(node: Node, *args: str, check: bool = True) -> int:
     """Run harperctl against `node`, showing the command line, then its output as it comes."""
-    cmd = [str(BIN / "harperctl"), "--url", node.url, "--user", "admin", *args]
+    # -o table: what the printed command shows on a terminal (harperctl's stdout is a pipe
+    # here, where it would print TSV); it is left out of the printed line for that reason
+    cmd = [str(BIN / "harperctl"), "-o", "table", "--url", node.url, "--user", "admin", *args]
     print(f"$ harperctl --url {node.url} --user admin {' '.join(_quoted(args))}", flush=True)
     width = min(shutil.get_terminal_size((120, 24)).columns, 140)
     # tables as on a terminal, but nothing redrawn in place, so a log of the demo reads well
