@@ -19,33 +19,24 @@ Numbers must reach SQLite unchanged: an integer outside 64 bits is refused, not 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar, Union
+from typing import Any, Union
 
-from agent.errors import ClientError
 from agent.jsonx import INT64_MAX
+from agent.ops.sql_conditions import ConditionGrammar
+from agent.ops.sql_cursor import RESERVED, ends_item, is_symbol, keyword, unsupported
 from agent.ops.sql_lexer import SqlError, Token, syntax_error, tokenize
 from agent.storage.conditions import (
     AGGREGATES,
     Aggregate,
-    Compare,
     Condition,
-    Group,
     Grouping,
     Measure,
-    Not,
     Term,
-    check_number,
-    compare,
-    measure,
 )
 
 MAX_SQL_BYTES = 1024 * 1024
-MAX_DEPTH = 64
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -156,37 +147,7 @@ def _check_size(sql: object) -> None:
         raise SqlError("sql is empty")
 
 
-def _unsupported(position: int, message: str) -> SqlError:
-    return SqlError(f"{message} (at position {position})", position)
-
-
 # --- parser --------------------------------------------------------------------------------
-
-# Words that cannot be bare identifiers (quote them to use them as names).
-_RESERVED = frozenset(
-    "SELECT DISTINCT FROM AS WHERE AND OR NOT IN IS NULL LIKE BETWEEN TRUE FALSE ORDER BY ASC "
-    "DESC LIMIT OFFSET INSERT INTO VALUES UPDATE SET DELETE GROUP HAVING UNION INTERSECT EXCEPT "
-    "JOIN INNER LEFT RIGHT FULL OUTER CROSS NATURAL ON USING CREATE DROP ALTER TRUNCATE WITH "
-    "EXISTS CASE ESCAPE NULLS".split()
-)
-# What to say when one of these words turns up where something else was expected.
-_REFUSALS = {
-    **{word: f"{word} is not supported" for word in ("UNION", "INTERSECT", "EXCEPT")},
-    **{word: f"{word} is not supported" for word in ("CREATE", "DROP", "ALTER", "TRUNCATE")},
-    **dict.fromkeys(
-        ("JOIN", "INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS", "NATURAL"),
-        "JOIN is not supported",
-    ),
-    "SELECT": "subqueries are not supported",
-    "EXISTS": "subqueries are not supported",
-    "WITH": "WITH (common table expressions) is not supported",
-    "CASE": "CASE expressions are not supported",
-    "ESCAPE": "LIKE ... ESCAPE is not supported",
-    "NULLS": "NULLS FIRST/LAST is not supported",
-}
-_CONSTANTS = {"TRUE": True, "FALSE": False, "NULL": None}
-# The comparison a literal-on-the-left test turns into once its sides are swapped.
-_FLIP = {"=": "=", "==": "==", "!=": "!=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 @dataclass(frozen=True)
@@ -200,16 +161,17 @@ class _Pending:
 
 def _not_grouped(name: str, position: int) -> SqlError:
     message = f"column '{name}' must appear in GROUP BY or be used in an aggregate function"
-    return _unsupported(position, message)
+    return unsupported(position, message)
 
 
-class _Parser:
-    """Recursive descent over a token list; one instance parses one statement."""
+class _Parser(ConditionGrammar):
+    """Recursive descent over a token list; one instance parses one statement.
+
+    Statements, names and the select list are read here; conditions by ConditionGrammar.
+    """
 
     def __init__(self, tokens: list[Token]) -> None:
-        self.tokens = tokens
-        self.index = 0
-        self.depth = 0
+        super().__init__(tokens)
         # Qualifiers that name the statement's table (table, db.table, the FROM alias).
         self.qualifiers: set[tuple[str, ...]] = set()
         # The select list's aliases, which HAVING and ORDER BY may name.
@@ -218,71 +180,6 @@ class _Parser:
         # BY read aggregates and check plain columns against it while it is set.
         self.groups: tuple[str, ...] | None = None
         self.in_having = False
-
-    # -- token helpers
-
-    @property
-    def token(self) -> Token:
-        return self.tokens[self.index]
-
-    def peek(self) -> Token:
-        return self.tokens[min(self.index + 1, len(self.tokens) - 1)]
-
-    def advance(self) -> Token:
-        token = self.token
-        if token.kind != "end":
-            self.index += 1
-        return token
-
-    def at_keyword(self, *words: str) -> bool:
-        return _keyword(self.token) in words
-
-    def accept_keyword(self, word: str) -> bool:
-        if not self.at_keyword(word):
-            return False
-        self.index += 1
-        return True
-
-    def expect_keyword(self, word: str) -> None:
-        if not self.accept_keyword(word):
-            self.fail(word)
-
-    def at_symbol(self, *symbols: str) -> bool:
-        return self.token.kind == "symbol" and self.token.value in symbols
-
-    def accept_symbol(self, symbol: str) -> bool:
-        if not self.at_symbol(symbol):
-            return False
-        self.index += 1
-        return True
-
-    def expect_symbol(self, symbol: str) -> None:
-        if not self.accept_symbol(symbol):
-            self.fail(f"'{symbol}'")
-
-    def comma_list(self, item: Callable[[], T]) -> list[T]:
-        items = [item()]
-        while self.accept_symbol(","):
-            items.append(item())
-        return items
-
-    def fail(self, expected: str) -> NoReturn:
-        """Raise for the current token: a refusal if it begins unsupported SQL, else syntax."""
-        token = self.token
-        refusal = _REFUSALS.get(_keyword(token) or "")
-        if refusal:
-            raise _unsupported(token.position, refusal)
-        raise syntax_error(token.position, f"expected {expected}, found {_describe(token)}")
-
-    @contextmanager
-    def nested(self) -> Iterator[None]:
-        """Count one level of parentheses or NOT, refusing trees deeper than MAX_DEPTH."""
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            message = f"conditions nested deeper than {MAX_DEPTH} levels are not supported"
-            raise _unsupported(self.token.position, message)
-        yield
-        self.depth -= 1
 
     # -- statements
 
@@ -294,7 +191,7 @@ class _Parser:
             "UPDATE": self.update,
             "DELETE": self.delete,
         }
-        reader = readers.get(_keyword(self.token) or "")
+        reader = readers.get(keyword(self.token) or "")
         if reader is None:
             self.fail("SELECT, INSERT, UPDATE or DELETE")
         self.advance()
@@ -304,7 +201,7 @@ class _Parser:
 
     def finish(self) -> None:
         if self.accept_symbol(";") and self.token.kind != "end":
-            raise _unsupported(self.token.position, "multiple statements are not supported")
+            raise unsupported(self.token.position, "multiple statements are not supported")
         if self.token.kind != "end":
             self.fail("end of statement")
 
@@ -315,9 +212,7 @@ class _Parser:
         database, table = self.table_name()
         self.set_scope(database, table, self.alias())
         if self.at_symbol(","):
-            raise _unsupported(
-                self.token.position, "selecting from several tables is not supported"
-            )
+            raise unsupported(self.token.position, "selecting from several tables is not supported")
         for item in pending:
             self.check_qualifier(item.qualifier, item.position)
         columns = tuple(item.column for item in pending)
@@ -360,7 +255,7 @@ class _Parser:
 
     def at_name(self) -> bool:
         token = self.token
-        return token.kind == "name" or (token.kind == "word" and _keyword(token) not in _RESERVED)
+        return token.kind == "name" or (token.kind == "word" and keyword(token) not in RESERVED)
 
     def identifier(self, expected: str) -> str:
         if not self.at_name():
@@ -371,7 +266,7 @@ class _Parser:
         """Read `database.table`; HarperDB needs the database named."""
         start = self.token
         if self.at_symbol("("):
-            raise _unsupported(start.position, "subqueries are not supported")
+            raise unsupported(start.position, "subqueries are not supported")
         database = self.identifier("a table name as database.table")
         if not self.accept_symbol("."):
             detail = f"table '{database}' must be qualified with its database, as database.table"
@@ -383,7 +278,7 @@ class _Parser:
         if self.accept_keyword("AS"):
             return self.identifier("an alias after AS")
         # Without AS, `SELECT a FORM d.t` must not take FORM for an alias of a.
-        if self.at_name() and _ends_item(self.peek()):
+        if self.at_name() and ends_item(self.peek()):
             return self.identifier("an alias")
         return None
 
@@ -401,7 +296,7 @@ class _Parser:
         """Read `[db.][table.]column`, stopping before a `.*`; return column and qualifier."""
         position = self.token.position
         parts = [self.identifier("a column name")]
-        while self.at_symbol(".") and not _is_symbol(self.peek(), "*"):
+        while self.at_symbol(".") and not is_symbol(self.peek(), "*"):
             self.advance()
             parts.append(self.identifier("a column name after '.'"))
         if len(parts) > 3:
@@ -422,9 +317,9 @@ class _Parser:
 
     def at_function(self) -> bool:
         token = self.token
-        if token.kind != "word" or _keyword(token) in _RESERVED:
+        if token.kind != "word" or keyword(token) in RESERVED:
             return False
-        return _is_symbol(self.peek(), "(")
+        return is_symbol(self.peek(), "(")
 
     def reject_function(self) -> None:
         """Refuse a function call where only a column may be, naming the function."""
@@ -436,8 +331,8 @@ class _Parser:
                 f"{name}() is supported only in the select list, "
                 "and in HAVING or ORDER BY of a grouped select"
             )
-            raise _unsupported(position, message)
-        raise _unsupported(position, f"function {name}() is not supported")
+            raise unsupported(position, message)
+        raise unsupported(position, f"function {name}() is not supported")
 
     def at_column(self) -> bool:
         self.reject_function()
@@ -468,10 +363,10 @@ class _Parser:
         position = self.token.position
         function = self.advance().value.upper()
         if function not in AGGREGATES:
-            raise _unsupported(position, f"function {function}() is not supported")
+            raise unsupported(position, f"function {function}() is not supported")
         self.expect_symbol("(")
         if self.at_keyword("DISTINCT"):
-            raise _unsupported(self.token.position, f"{function}(DISTINCT ...) is not supported")
+            raise unsupported(self.token.position, f"{function}(DISTINCT ...) is not supported")
         star = self.token
         name: str | None = None
         qualifier: tuple[str, ...] = ()
@@ -498,9 +393,9 @@ class _Parser:
             if column.name is None and column.aggregate is None:
                 if keys:
                     message = "GROUP BY is not supported with SELECT *; name the columns"
-                    raise _unsupported(position, message)
+                    raise unsupported(position, message)
                 message = "SELECT * cannot be mixed with aggregates; name the columns"
-                raise _unsupported(item.position, message)
+                raise unsupported(item.position, message)
             if column.aggregate is None and column.name not in keys:
                 raise _not_grouped(column.name, item.position)
         self.groups = keys
@@ -514,7 +409,7 @@ class _Parser:
         if column is None:
             return name
         if column.aggregate is not None:
-            raise _unsupported(position, f"GROUP BY cannot use the aggregate '{name}'")
+            raise unsupported(position, f"GROUP BY cannot use the aggregate '{name}'")
         return column.name or name
 
     def having(self) -> Condition | Measure | None:
@@ -523,7 +418,7 @@ class _Parser:
             return None
         if self.groups is None:
             message = "HAVING is not supported without GROUP BY or an aggregate"
-            raise _unsupported(position, message)
+            raise unsupported(position, message)
         self.in_having = True
         condition = self.disjunction()
         self.in_having = False
@@ -579,7 +474,7 @@ class _Parser:
         limit = self.whole_number("LIMIT")
         if limit is not None and self.at_symbol(","):
             message = "LIMIT m, n is not supported; write LIMIT n OFFSET m"
-            raise _unsupported(self.token.position, message)
+            raise unsupported(self.token.position, message)
         return limit, self.whole_number("OFFSET")
 
     def whole_number(self, keyword: str) -> int | None:
@@ -622,186 +517,5 @@ class _Parser:
         self.expect_symbol("=")
         if self.at_column():
             message = "SET from another column is not supported; give a value"
-            raise _unsupported(self.token.position, message)
+            raise unsupported(self.token.position, message)
         return name, self.literal(), position
-
-    # -- conditions
-
-    def disjunction(self) -> Condition:
-        return _join("or", self.chain("OR", self.conjunction))
-
-    def conjunction(self) -> Condition:
-        return _join("and", self.chain("AND", self.negation))
-
-    def chain(self, keyword: str, item: Callable[[], Condition]) -> list[Condition]:
-        items = [item()]
-        while self.accept_keyword(keyword):
-            items.append(item())
-        return items
-
-    def negation(self) -> Condition:
-        if not self.accept_keyword("NOT"):
-            return self.primary()
-        with self.nested():
-            return Not(self.negation())
-
-    def primary(self) -> Condition:
-        if not self.accept_symbol("("):
-            return self.predicate()
-        with self.nested():
-            inner = self.disjunction()
-        self.expect_symbol(")")
-        return inner
-
-    def predicate(self) -> Condition:
-        position = self.token.position
-        if self.at_subject():
-            return self.test(self.term(), position)
-        value = self.literal("a condition")
-        if not self.at_symbol(*_FLIP):
-            self.fail("a comparison operator")
-        operator = _FLIP[self.advance().value]
-        if not self.at_subject():
-            message = "comparing two values is not supported; one side must be a column"
-            raise _unsupported(self.token.position, message)
-        return self.build(self.term(), operator, value, position)
-
-    def term(self) -> Term:
-        """Read a test's subject: in HAVING what `subject` reads, in WHERE a column."""
-        return self.subject() if self.in_having else self.column()
-
-    def test(self, attribute: Term, position: int) -> Condition:
-        """Read the operator after a column and its operand(s)."""
-        if self.at_symbol(*_FLIP):
-            return self.comparison(attribute, position)
-        if self.accept_keyword("IS"):
-            comparator = "is_not_null" if self.accept_keyword("NOT") else "is_null"
-            self.expect_keyword("NULL")
-            return self.build(attribute, comparator, None, position)
-        negated = self.accept_keyword("NOT")
-        if not self.at_keyword("BETWEEN", "IN", "LIKE"):
-            self.fail("BETWEEN, IN or LIKE" if negated else "a comparison operator")
-        keyword = _keyword(self.advance())
-        reader = {"BETWEEN": self.between, "IN": self.in_list, "LIKE": self.like}[keyword]
-        node = reader(attribute, position)
-        return Not(node) if negated else node
-
-    def comparison(self, attribute: Term, position: int) -> Compare:
-        operator = self.advance().value
-        if self.in_having and self.at_function():
-            message = "comparing two aggregates is not supported"
-            raise _unsupported(self.token.position, message)
-        if self.at_column():
-            message = "comparing two columns is not supported"
-            raise _unsupported(self.token.position, message)
-        return self.build(attribute, operator, self.literal(), position)
-
-    def between(self, attribute: Term, position: int) -> Compare:
-        low = self.literal()
-        self.expect_keyword("AND")
-        return self.build(attribute, "between", (low, self.literal()), position)
-
-    def in_list(self, attribute: Term, position: int) -> Compare:
-        self.expect_symbol("(")
-        values = self.comma_list(self.literal)
-        self.expect_symbol(")")
-        return self.build(attribute, "in", tuple(values), position)
-
-    def like(self, attribute: Term, position: int) -> Compare:
-        token = self.token
-        if token.kind != "string":
-            self.fail("a quoted pattern after LIKE")
-        self.advance()
-        comparator, value = _like_comparator(token.value)
-        return self.build(attribute, comparator, value, position)
-
-    def build(self, attribute: Term, comparator: str, value: Any, position: int) -> Compare:
-        """Make a Compare (a Measure for an aggregate) through the shared validation, pointing
-        its errors at the test."""
-        try:
-            if isinstance(attribute, Aggregate):
-                return measure(attribute, comparator, value)  # type: ignore[return-value]
-            return compare(attribute, comparator, value)
-        except ClientError as error:
-            raise syntax_error(position, error.message) from None
-
-    def literal(self, expected: str = "a value") -> Any:
-        """Read a string, a number (with an optional sign), TRUE, FALSE or NULL."""
-        token = self.token
-        if token.kind == "string":
-            return self.advance().value
-        if token.kind == "number":
-            return self.number(self.advance().value, token)
-        if self.at_symbol("-", "+"):
-            sign = self.advance().value
-            if self.token.kind != "number":
-                self.fail(f"a number after '{sign}'")
-            number = self.advance().value
-            return self.number(-number if sign == "-" else number, token)
-        if _keyword(token) in _CONSTANTS:
-            return _CONSTANTS[_keyword(self.advance())]
-        self.fail(expected)
-
-    def number(self, value: int | float, token: Token) -> int | float:
-        """Return a number literal's value, refusing one SQLite would not keep exactly."""
-        try:
-            check_number(value, "a number")
-        except ClientError as error:
-            raise syntax_error(token.position, error.message) from None
-        return value
-
-
-def _like_comparator(pattern: str) -> tuple[str, str]:
-    """Return the simplest comparator and value for a LIKE pattern.
-
-    'abc%', '%abc' and '%abc%' (no other wildcard inside) become starts_with, ends_with and
-    contains, which the storage compiler runs without LIKE; anything else stays "like".
-    """
-    leading, trailing = pattern.startswith("%"), pattern.endswith("%")
-    inner = pattern[1 if leading else 0 : len(pattern) - 1 if trailing else len(pattern)]
-    if not (leading or trailing) or not inner or "%" in inner or "_" in inner:
-        return "like", pattern
-    if leading and trailing:
-        return "contains", inner
-    return ("ends_with" if leading else "starts_with"), inner
-
-
-def _join(operator: str, parts: list[Condition]) -> Condition:
-    """Join conditions with and/or, flattening children that are the same kind of group."""
-    if len(parts) == 1:
-        return parts[0]
-    flat: list[Condition] = []
-    for part in parts:
-        if isinstance(part, Group) and part.operator == operator:
-            flat.extend(part.conditions)
-        else:
-            flat.append(part)
-    return Group(operator, tuple(flat))
-
-
-def _keyword(token: Token) -> str | None:
-    """Return a bare word in upper case, for matching keywords; None for anything else."""
-    # ASCII only, so that e.g. a Turkish dotless "ın" is a name rather than the keyword IN.
-    if token.kind != "word" or not token.value.isascii():
-        return None
-    return token.value.upper()
-
-
-def _is_symbol(token: Token, symbol: str) -> bool:
-    return token.kind == "symbol" and token.value == symbol
-
-
-def _ends_item(token: Token) -> bool:
-    """Tell whether a token can follow a select item or a table, so what precedes is an alias."""
-    if token.kind == "word":
-        return _keyword(token) in _RESERVED
-    return token.kind == "end" or _is_symbol(token, ",") or _is_symbol(token, ";")
-
-
-def _describe(token: Token) -> str:
-    if token.kind == "end":
-        return "end of input"
-    text = token.text if len(token.text) <= 40 else token.text[:37] + "..."
-    if token.kind == "string":
-        return f"string {text}"
-    return f"'{text}'"

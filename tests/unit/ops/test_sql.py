@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from agent.errors import ClientError
 from agent.ops.sql import (
-    MAX_DEPTH,
     MAX_SQL_BYTES,
     Column,
     Delete,
@@ -21,6 +20,7 @@ from agent.ops.sql import (
     Update,
     parse,
 )
+from agent.ops.sql_cursor import MAX_DEPTH
 from agent.storage.conditions import Compare, Condition, Group, Not, compare, matches
 
 STAR = Column(None, None, None)
