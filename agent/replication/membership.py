@@ -128,6 +128,20 @@ async def call_peer(
     return reply.body
 
 
+def _peer_row(
+    name: str, url: str, subscriptions: list | None, answer: dict, existing: dict, body: dict
+) -> dict:
+    """Return the hdb_nodes row add_node writes for the peer that answered add_node_back."""
+    row = {"name": name, "url": url, "replicates": True, "subscriptions": subscriptions}
+    row.update(certificates.peer_fields(answer.get("usingCA"), existing))
+    revoked = certificates.revoked(body.get("revoked_certificates"), existing)
+    if revoked:
+        row["revoked_certificates"] = revoked
+    if body.get("start_time") is not None:
+        row["start_time"] = body.get("start_time")
+    return row
+
+
 async def add_node(replicator, body: dict, update: bool = False) -> dict:
     """Join a peer: the peer records us first, then we record it; all or nothing."""
     url = target_url(replicator, body)
@@ -170,13 +184,7 @@ async def add_node(replicator, body: dict, update: bool = False) -> dict:
     replaced = nothing_replaced()
     if existing is None:
         replaced = await joinusers.settle_caller(replicator, answer.get("join"), peer_name)
-    row = {"name": peer_name, "url": url, "replicates": True, "subscriptions": subscriptions}
-    row.update(certificates.peer_fields(answer.get("usingCA"), (existing or {})))
-    revoked = certificates.revoked(body.get("revoked_certificates"), existing or {})
-    if revoked:
-        row["revoked_certificates"] = revoked
-    if body.get("start_time") is not None:
-        row["start_time"] = body.get("start_time")
+    row = _peer_row(peer_name, url, subscriptions, answer, existing or {}, body)
     if body.get("retain_authorization") and header:
         replicator.retain(url, header)  # a local 0600 file, never a replicated row
     await certificates.store(replicator, signed)
