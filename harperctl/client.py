@@ -281,17 +281,7 @@ class Client:
         if open_reply is None:
             status, _, content = self._send(method, url, headers, body)
             return WholeReply(status, content)
-        try:
-            return open_reply(
-                method=method,
-                url=url,
-                headers=headers,
-                body=body,
-                timeout=self.timeout,
-                verify=self.verify,
-            )
-        except OSError as exc:
-            raise _connection_error(exc, self.url, self.timeout) from exc
+        return self._through(open_reply, method, url, headers, body)
 
     def _guarded(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         """Yield `chunks`, turning an OSError while reading into ConnectionFailed."""
@@ -304,8 +294,12 @@ class Client:
     def _send(
         self, method: str, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
+        return self._through(self.transport.request, method, url, headers, body)
+
+    def _through(self, send: Any, method: str, url: str, headers: dict, body: bytes) -> Any:
+        """Call the transport's `send` (request or open); no answer is ConnectionFailed."""
         try:
-            return self.transport.request(
+            return send(
                 method=method,
                 url=url,
                 headers=headers,
