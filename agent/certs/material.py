@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from agent.certs import authority, proof
+from agent.certs import authority, proof, tls
 from agent.certs.authority import CertError
 from agent.errors import AgentError
 
@@ -383,23 +383,9 @@ class Material:
             return
         chain_file = self.keys / ".active-certificate.pem"
         write_private(chain_file, self._chosen.chain_pem.encode())
-        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server.minimum_version = ssl.TLSVersion.TLSv1_2
-        server.load_cert_chain(chain_file, self._chosen.key_path)
-        server.verify_mode = ssl.CERT_OPTIONAL
-        self._trust(server, ssl.Purpose.CLIENT_AUTH)
-        self._server = server
-        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        client.minimum_version = ssl.TLSVersion.TLSv1_2
-        client.load_cert_chain(chain_file, self._chosen.key_path)
-        self._trust(client, ssl.Purpose.SERVER_AUTH)
-        self._clients = {True: client}
-
-    def _trust(self, context: ssl.SSLContext, purpose) -> None:
-        if self._trusted_pem:
-            context.load_verify_locations(cadata=self._trusted_pem)
-        if self.enable_root_cas:
-            context.load_default_certs(purpose)
+        key, trusted, roots = self._chosen.key_path, self._trusted_pem, self.enable_root_cas
+        self._server = tls.server(chain_file, key, trusted, roots)
+        self._clients = {True: tls.client(chain_file, key, trusted, roots)}
 
     def server_context(self) -> ssl.SSLContext:
         """Return a context for a listener: every handshake uses the context current then."""
@@ -409,7 +395,7 @@ class Material:
                     f"no certificate for {self.hostname!r} with its private key in {self.keys}"
                 )
             base = self._server
-        holder = _clone_for_listener(base, self)
+        holder = tls.for_listener(base, self.current_server)
         self._listening.append(holder)
         return holder
 
@@ -420,10 +406,7 @@ class Material:
         presented either, since the peer does not trust our CA yet (the credentials admit us).
         """
         if not verify:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            return context
+            return tls.unverified_client()
         with self._lock:
             client = self._clients.get(True)
         if client is None:
@@ -483,23 +466,6 @@ class Material:
         if expect_nonce is None:  # remembered only once trusted: strangers cannot fill it
             self.replays.check(claim, int(time.time() * 1000))
         return claim
-
-
-def _clone_for_listener(base: ssl.SSLContext, material: Material) -> ssl.SSLContext:
-    """A listener context whose SNI hook hands each handshake the current context.
-
-    Python calls the hook on every ClientHello (with None when the client sent no SNI, as
-    for an IP address), and setting the socket's context there switches its certificate and
-    its trusted CAs.
-    """
-
-    def swap(sslobj, _server_name, _context) -> None:
-        current = material.current_server()
-        if current is not None:
-            sslobj.context = current
-
-    base.sni_callback = swap
-    return base
 
 
 def _first(row: dict | None) -> x509.Certificate | None:
