@@ -29,6 +29,7 @@ from harperctl.topology import (
     NodeView,
     Summary,
     as_json,
+    is_number,
     summarize,
 )
 
@@ -208,7 +209,7 @@ def detail_lines(cluster: Cluster) -> list[Text]:
         if len(link.behind_by_origin) > 1:  # one origin is already the row's behind column
             each = ", ".join(
                 f"{b.get('origin')} {b.get('records'):,}"
-                + (f" ({seconds_text(b['seconds'])})" if _is_number(b.get("seconds")) else "")
+                + (f" ({seconds_text(b['seconds'])})" if is_number(b.get("seconds")) else "")
                 for b in link.behind_by_origin
             )
             lines.append(Text(f"{link.node} <- {link.peer} {link.database}: behind {each}"))
@@ -314,13 +315,9 @@ def tsv_cell(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def number(value: Any) -> str:
     """Milliseconds: 2 decimals below 10, 1 below 100, else none; "-" when unknown."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not is_number(value):
         return "-"
     if abs(value) < 10:
         return f"{value:.2f}"

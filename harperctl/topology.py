@@ -127,7 +127,7 @@ def _links_of(node: NodeView) -> list[LinkView]:
 
 def _link(node: str, peer: str, connection: Mapping, socket: Mapping) -> LinkView:
     behind = [b for b in socket.get("behind") or [] if isinstance(b, Mapping)]
-    seconds = [b["seconds"] for b in behind if _number(b.get("seconds"))]
+    seconds = [b["seconds"] for b in behind if is_number(b.get("seconds"))]
     error = socket.get("lastConnectionError")
     if isinstance(error, Mapping):
         error = error.get("reason") or error.get("message")
@@ -293,12 +293,13 @@ def not_synced(cluster: Cluster) -> list[str]:
     return reasons
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Return True for an int or float that is not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _num(value: Any) -> Any:
-    return value if _number(value) else None
+    return value if is_number(value) else None
 
 
 def as_json(cluster: Cluster) -> dict[str, Any]:
